@@ -1,0 +1,1 @@
+"""One module per `harness-ext` subcommand (see harness_ext/cli.py for the interface)."""
