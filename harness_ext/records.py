@@ -7,7 +7,7 @@ Each record has `to_dict()` / `from_dict()` for its on-disk JSON form.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 Role = Literal["system", "user", "assistant"]
 
@@ -99,3 +99,69 @@ class ChatResult:
     @property
     def ok(self) -> bool:
         return self.error is None and self.text is not None
+
+
+# ---------------------------------------------------------------- generation seam
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample. `min_new_tokens` postpones EOS (the paper's length control, Sec. 5)."""
+
+    max_new_tokens: int = 2048
+    temperature: float = 0.0
+    top_p: float = 1.0
+    min_new_tokens: int = 0
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["stop"] = list(self.stop)
+        return d
+
+
+@dataclass
+class Completion:
+    """One generated answer with its token counts and why it ended ("stop", "length", ...)."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A generation backend (vllm, hf, openai). It renders each conversation with its prompt
+    format (or sends messages as-is to an API) and returns one Completion per conversation,
+    in input order."""
+
+    name: str
+
+    def generate(self, conversations: list[list[Turn]], params: SamplingParams) -> list[Completion]: ...
+
+
+# ---------------------------------------------------------------- judge seam
+
+
+@runtime_checkable
+class ChatClient(Protocol):
+    """Anything that answers chat requests: the OpenAI-compatible judge client (with cache,
+    rate limits, retries), a local transformers judge, or a scripted client in tests.
+    Returns one ChatResult per request, in input order; failures are ChatResult.error, never raised
+    for a single request and never cached."""
+
+    def complete_many(self, requests: list[ChatRequest]) -> list[ChatResult]: ...
+
+
+# ---------------------------------------------------------------- IFS seam
+
+
+@runtime_checkable
+class ToneClassifier(Protocol):
+    """Response-tone classifier of the Instruction Following Score (arXiv 2307.03692):
+    True where a response reads as an answer to its instruction, False where it reads as a
+    continuation of the instruction text."""
+
+    def answer_like(self, instructions: list[str], responses: list[str]) -> list[bool]: ...
