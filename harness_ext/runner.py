@@ -30,9 +30,9 @@ def resolve_data_path(path: str, base: Path) -> str:
     if path.startswith(BUNDLED_PREFIX):
         name = path[len(BUNDLED_PREFIX):]
         demo = resources_dir() / "demo"
-        matches = sorted(demo.glob(f"{name}.*"))
+        matches = sorted(demo.glob(f"{name}.*")) if demo.is_dir() else []
         if not matches:
-            choices = sorted({p.stem for p in demo.iterdir() if p.is_file()})
+            choices = sorted({p.stem for p in demo.iterdir() if p.is_file()}) if demo.is_dir() else []
             raise ConfigError(f"no bundled dataset '{name}'.", hint=f"use one of: {', '.join(choices)}")
         return str(matches[0])
     if path.startswith("hf:") or Path(path).is_absolute():
