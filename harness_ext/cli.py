@@ -25,6 +25,8 @@ from harness_ext.errors import HarnessError
 # name -> module; the order is the order `--help` lists them in.
 COMMANDS: dict[str, str] = {
     # "name": "harness_ext.commands.name",  (one line per subcommand, in --help order)
+    "leaderboard": "harness_ext.commands.leaderboard",
+    "study": "harness_ext.commands.study",
 }
 
 
