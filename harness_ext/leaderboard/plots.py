@@ -48,14 +48,15 @@ def plot_pairwise(board: Leaderboard, path: Path) -> Path | None:
         return None
     plt = _pyplot()
     sets = list(data)
-    labels = list(dict.fromkeys(lbl for s in sets for lbl in data[s]))
-    fig, axes = plt.subplots(1, len(sets), figsize=(3.2 * len(sets) + 2.5, 0.55 * len(labels) + 1.6),
-                             sharey=True, squeeze=False)
-    for ax, name in zip(axes[0], sets, strict=False):
+    # Panels stacked vertically, each listing only its own comparisons (labels can be long).
+    fig, axes = plt.subplots(len(sets), 1, figsize=(9, 0.5 * sum(len(data[s]) for s in sets) + 1.2 * len(sets) + 0.6),
+                             squeeze=False, gridspec_kw={"height_ratios": [len(data[s]) + 0.8 for s in sets]})
+    for ax, name in zip((row[0] for row in axes), sets, strict=True):
+        labels = list(data[name])
         for y, label in enumerate(labels):
             left = 0.0
             for outcome, color in COLORS.items():
-                value = data[name].get(label, {}).get(outcome, 0.0)
+                value = data[name][label].get(outcome, 0.0)
                 ax.barh(y, value, left=left, color=color, edgecolor="white", height=0.6,
                         label=outcome if y == 0 else None)
                 if value >= 8:
@@ -63,10 +64,11 @@ def plot_pairwise(board: Leaderboard, path: Path) -> Path | None:
                 left += value
         ax.set_title(name, fontsize=10)
         ax.set_xlim(0, 100)
-        ax.set_xlabel("%")
         ax.set_yticks(range(len(labels)), labels, fontsize=8)
         ax.invert_yaxis()
-    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
+    axes[-1][0].set_xlabel("%")
+    fig.subplots_adjust(hspace=0.5)
+    axes[0][0].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     fig.suptitle("Pairwise judgments: win / tie / loss", fontsize=11)
     return _save(fig, path)
 
