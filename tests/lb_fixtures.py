@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 # alpaca_eval 2.0 leaderboard.csv header (as in alpaca_eval's own data_AlpacaEval_2 CSVs).
@@ -105,3 +106,29 @@ def write_loss_log(path: Path, losses: list[float]) -> Path:
     rows.insert(2, {"step": 15, "eval_loss": 1.0})  # eval rows carry no 'loss' and are skipped
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def judge_summary_json() -> str:
+    """The summary.json shape `harness-ext judge pairwise` writes (by_dataset, counts, ci95, inputs, judge)."""
+    def block(n, w, t, lo_hi):
+        if n == 0:
+            return {"n": 0, "counts": {"win": 0, "tie": 0, "loss": 0}, "win": math.nan, "tie": math.nan,
+                    "loss": math.nan, "win_rate": math.nan, "unscored": 2}
+        return {"n": n, "counts": {"win": w, "tie": t, "loss": n - w - t}, "win": w / n, "tie": t / n,
+                "loss": (n - w - t) / n, "win_rate": (w + t / 2) / n,
+                "ci95": {"win": lo_hi, "tie": [0.0, 0.4], "loss": [0.0, 0.5], "win_rate": [0.45, 0.9]},
+                "bootstrap": {"n_boot": 2000, "seed": 0, "level": 0.95, "method": "percentile, items resampled"},
+                "unscored": 0}
+    doc = {
+        "rule": "paper", "items": 12, "scored_items": 10,
+        "overall": block(10, 6, 2, [0.3, 0.9]),
+        "by_dataset": {"lima_test": block(10, 6, 2, [0.3, 0.9]), "vicuna": block(0, 0, 0, None)},
+        "judgments": {"total": 24, "parsed": 22, "parse_failures": 2, "request_errors": 0},
+        "diagnostics": {"order_agreement": 0.8},
+        "inputs": {"a": {"path": "a.json", "sha256": "0" * 64, "generator": "alpaca-1k-longest"},
+                   "b": {"path": "b.json", "sha256": "1" * 64, "generator": "alpaca-52k"}, "matching": {}},
+        "judge": {"model": "gpt-4-0613", "template": "default", "template_path": "judges/pairwise/default.yaml",
+                  "prompt_sha256": "cd" * 32, "params": {"temperature": 0}},
+        "provenance": {"package": "harness-ext"},
+    }
+    return json.dumps(doc, indent=2)

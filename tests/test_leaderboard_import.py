@@ -96,6 +96,19 @@ def test_pairwise_summary_counts_become_percents_with_cis(tmp_path):
     assert _by(ms, "pairwise", "tie", "vicuna").ci is None
 
 
+def test_judge_pairwise_summary_json_by_dataset_counts_and_ci95(tmp_path):
+    path = tmp_path / "summary.json"
+    path.write_text(fx.judge_summary_json())  # NaN rates for an empty test set, as json.dumps writes them
+    ms = read_results(path)["alpaca-1k-longest"]
+    win = _by(ms, "pairwise", "win", "lima_test")
+    assert win.value == pytest.approx(60.0) and win.n == 10 and win.baseline == "alpaca-52k"
+    assert win.ci == pytest.approx((30.0, 90.0)) and win.ci_level == 0.95
+    assert _by(ms, "pairwise", "win_rate", "lima_test").value == pytest.approx(70.0)
+    assert _by(ms, "pairwise", "loss", "overall").value == pytest.approx(20.0)
+    assert not [m for m in ms if m.test_set == "vicuna"]  # n == 0: nothing to record
+    assert win.provenance.judge == "gpt-4-0613" and win.provenance.prompt_hash == "cd" * 32
+
+
 def test_unknown_or_broken_results_name_what_was_expected(tmp_path):
     odd = tmp_path / "odd.json"
     odd.write_text('{"scores": [1, 2]}')
@@ -107,7 +120,7 @@ def test_unknown_or_broken_results_name_what_was_expected(tmp_path):
     doc = fx.pairwise_summary()
     doc["test_sets"]["lima_test"]["win"] = "many"
     bad.write_text(__import__("json").dumps(doc))
-    with pytest.raises(InputError, match=r"test_sets.lima_test.win .*'many'"):
+    with pytest.raises(InputError, match=r"test set 'lima_test': win .*'many'"):
         read_results(bad)
     with pytest.raises(HarnessError, match="unknown results kind"):
         read_results(odd, "lmeval")

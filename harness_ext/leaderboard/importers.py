@@ -266,91 +266,6 @@ def import_mt_bench(src: Source) -> dict[str, list[Metric]]:
     return out
 
 
-# ---------------------------------------------------------------- our pairwise judge
-
-
-_OUTCOMES = ("win", "tie", "loss")
-
-
-@IMPORTERS.register("pairwise", "harness-ext pairwise summary JSON (per-test-set win/tie/loss with CIs)")
-def import_pairwise(src: Source) -> dict[str, list[Metric]]:
-    """Summary {model, baseline, judge, prompt_hash, test_sets: {name: {win, tie, loss, n, ci}}}.
-
-    win/tie/loss are counts (integers) or rates (fractions summing to 1, or percents summing to
-    100); `ci` maps an outcome to [low, high] on the same scale. Stored as percents.
-    """
-    doc = read_json(src.path)
-    if not isinstance(doc, dict):
-        raise InputError("not a pairwise summary: expected a JSON object.", path=src.path)
-    sets = doc.get("test_sets") if isinstance(doc.get("test_sets"), dict) else doc.get("per_test_set")
-    if not isinstance(sets, dict) or not sets:
-        raise InputError("pairwise summary has no 'test_sets' object.", path=src.path,
-                         hint="expected {'model', 'baseline', 'test_sets': {name: {'win', 'tie', 'loss'}}}.")
-    for key in ("model", "baseline"):
-        if not isinstance(doc.get(key), str) or not doc[key]:
-            raise InputError(f"pairwise summary field '{key}' is missing or empty (got {doc.get(key)!r}).",
-                             path=src.path)
-    judge = doc.get("judge")
-    if isinstance(judge, dict):
-        judge = judge.get("name") or judge.get("model")
-    prov = src.prov("pairwise", judge=str(judge) if judge else None, prompt_hash=doc.get("prompt_hash"))
-    metrics: list[Metric] = []
-    all_sets = dict(sets)
-    if isinstance(doc.get("overall"), dict):
-        all_sets["overall"] = doc["overall"]
-    for name, block in all_sets.items():
-        metrics += _pairwise_block(src, name, block, doc["baseline"], prov, doc.get("ci_level"))
-    return {doc["model"]: metrics}
-
-
-def _pairwise_block(src: Source, name: str, block: Any, baseline: str, prov: Provenance,
-                    ci_level: Any) -> list[Metric]:
-    if not isinstance(block, dict):
-        raise InputError(f"test_sets.{name} should be an object, got {block!r}.", path=src.path)
-    raw = {}
-    for outcome in _OUTCOMES:
-        value = next((block[k] for k in (outcome, outcome + "s", outcome + "_rate") if k in block), None)
-        if outcome == "loss" and value is None:
-            value = block.get("losses", block.get("lose"))
-        if _num(value) is None:
-            raise InputError(f"test_sets.{name}.{outcome} is missing or not a number (got {value!r}).",
-                             path=src.path, hint="give win, tie and loss as counts or rates.")
-        raw[outcome] = float(value)
-    total = sum(raw.values())
-    if total <= 0:
-        raise InputError(f"test_sets.{name}: win + tie + loss = {total}, expected > 0.", path=src.path)
-    counts = all(float(v).is_integer() for v in raw.values()) and total > 1.5 and not math.isclose(total, 100)
-    scale = 100.0 / total if counts else (100.0 if math.isclose(total, 1.0, abs_tol=1e-6) else 1.0)
-    if not counts and not (math.isclose(total, 1.0, abs_tol=1e-6) or math.isclose(total, 100.0, abs_tol=1e-3)):
-        raise InputError(f"test_sets.{name}: rates sum to {total}, expected 1 or 100.", path=src.path)
-    ci_scale = 100.0 if _ci_is_fraction(block) else 1.0  # CIs in [0, 1] are fractions
-    n = block.get("n") if isinstance(block.get("n"), int) else (int(total) if counts else None)
-    level = block.get("ci_level", ci_level)
-    out = []
-    for outcome in _OUTCOMES:
-        ci = _pairwise_ci(block, outcome)
-        out.append(Metric(
-            suite="pairwise", name=outcome, value=raw[outcome] * scale, unit="%", test_set=name,
-            baseline=baseline, n=n, provenance=prov,
-            ci=(ci[0] * ci_scale, ci[1] * ci_scale) if ci else None,
-            ci_level=float(level) if _num(level) is not None and 0 < float(level) < 1 else None,
-        ))
-    return out
-
-
-def _pairwise_ci(block: dict[str, Any], outcome: str) -> tuple[float, float] | None:
-    ci = block.get("ci")
-    cand = ci.get(outcome, ci.get(outcome + "_rate")) if isinstance(ci, dict) else block.get(f"{outcome}_ci")
-    if isinstance(cand, (list, tuple)) and len(cand) == 2 and all(_num(x) is not None for x in cand):
-        return float(cand[0]), float(cand[1])
-    return None
-
-
-def _ci_is_fraction(block: dict[str, Any]) -> bool:
-    bounds = [b for o in _OUTCOMES if (c := _pairwise_ci(block, o)) for b in c]
-    return bool(bounds) and max(bounds) <= 1.0
-
-
 # ---------------------------------------------------------------- detection
 
 
@@ -368,7 +283,7 @@ def detect_kind(path: Path) -> str:
         doc = read_json(path)
         if isinstance(doc, dict) and isinstance(doc.get("results"), dict) and ("versions" in doc or "configs" in doc):
             return "lm_eval"
-        if isinstance(doc, dict) and ("test_sets" in doc or "per_test_set" in doc):
+        if isinstance(doc, dict) and any(k in doc for k in ("by_dataset", "test_sets", "per_test_set")):
             return "pairwise"
         if isinstance(doc, list) and doc and isinstance(doc[0], dict) and "preference" in doc[0]:
             return "alpaca_eval_annotations"
@@ -388,3 +303,7 @@ def read_results(path: str | Path, kind: str = "auto", *, date: str | None = Non
     src = Source(path=path, sha256=sha256_file(path), date=date or today())
     return IMPORTERS.get(kind)(src)
 
+
+
+# Registers the "pairwise" importer; imported last because it builds on the helpers above.
+from harness_ext.leaderboard import pairwise_import  # noqa: E402,F401
