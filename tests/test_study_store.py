@@ -116,6 +116,11 @@ def test_cli_export_and_results(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "long-1k vs alpaca-52k: win 66.7%" in proc.stdout and "agreement with judge: 66.7% of 3 votes" in proc.stdout
     assert json.loads(res.read_text())["judge_agreement"]["n_decisive"] == 3
+    board = tmp_path / "board.json"  # the study's numbers sit on the leaderboard as suite 'human'
+    proc = run_cli("leaderboard", "add", str(board), str(res))
+    assert proc.returncode == 0, proc.stderr
+    shown = run_cli("leaderboard", "show", str(board), "--no-paper").stdout
+    assert "long-1k" in shown and "human_study" in shown and "66.7" in shown
     proc = run_cli("study", "results", "--db", str(tmp_path / "none.sqlite"))
     assert proc.returncode == 2 and "study database not found" in proc.stderr
 

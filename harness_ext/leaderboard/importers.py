@@ -285,6 +285,8 @@ def detect_kind(path: Path) -> str:
             return "lm_eval"
         if isinstance(doc, dict) and any(k in doc for k in ("by_dataset", "test_sets", "per_test_set")):
             return "pairwise"
+        if isinstance(doc, dict) and isinstance(doc.get("comparisons"), list):
+            return "study"
         if isinstance(doc, list) and doc and isinstance(doc[0], dict) and "preference" in doc[0]:
             return "alpaca_eval_annotations"
     raise InputError(f"unknown results format. Expected one of: {expected}.", path=path,

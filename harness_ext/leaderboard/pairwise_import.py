@@ -117,3 +117,37 @@ def _pair(value: Any) -> tuple[float, float] | None:
     if isinstance(value, (list, tuple)) and len(value) == 2 and all(_num(x) is not None for x in value):
         return float(value[0]), float(value[1])
     return None
+
+
+@IMPORTERS.register("study", "`harness-ext study results --json` output (human win/tie/loss with CIs)")
+def import_study(src: Source) -> dict[str, list[Metric]]:
+    """Human preference results -> suite 'human' win/tie/loss per (model, baseline), plus judge agreement."""
+    doc = read_json(src.path)
+    comparisons = doc.get("comparisons") if isinstance(doc, dict) else None
+    if not isinstance(comparisons, list) or not comparisons:
+        raise InputError("not a study results file: no 'comparisons' list.", path=src.path,
+                         hint="write one with `harness-ext study results --db FILE --json OUT`.")
+    prov = Provenance(date=src.date, source=str(src.path), sha256=src.sha256, importer="study", judge="human")
+    out: dict[str, list[Metric]] = {}
+    for i, c in enumerate(comparisons):
+        if not isinstance(c, dict) or not all(isinstance(c.get(k), str) for k in ("model", "baseline")):
+            raise InputError(f"comparisons[{i}] needs 'model' and 'baseline' strings.", path=src.path)
+        cis = c.get("ci") if isinstance(c.get("ci"), dict) else {}
+        level = _num(c.get("ci_level"))
+        for outcome in OUTCOMES:
+            value = _num(c.get(outcome))
+            if value is None:
+                raise InputError(f"comparisons[{i}].{outcome} is not a number (got {c.get(outcome)!r}).",
+                                 path=src.path)
+            out.setdefault(c["model"], []).append(Metric(
+                suite="human", name=outcome, value=value, unit="%", test_set="human_study", baseline=c["baseline"],
+                n=c.get("n_votes") if isinstance(c.get("n_votes"), int) else None, provenance=prov,
+                ci=_pair(cis.get(outcome)), ci_level=level if level is not None and 0 < level < 1 else None))
+    agreement = doc.get("judge_agreement") if isinstance(doc.get("judge_agreement"), dict) else None
+    if agreement and _num(agreement.get("agreement")) is not None:
+        for metrics in out.values():
+            baseline = metrics[0].baseline
+            metrics.append(Metric(suite="human", name="judge_agreement", value=float(agreement["agreement"]),
+                                  unit="%", test_set="human_study", baseline=baseline,
+                                  n=agreement.get("n_votes_compared"), provenance=prov))
+    return out

@@ -41,7 +41,7 @@ def plot_pairwise(board: Leaderboard, path: Path) -> Path | None:
     data: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
     for e in board.entries:
         for m in e.metrics:
-            if m.suite == "pairwise" and m.name in COLORS and m.epoch is None:
+            if m.suite in ("pairwise", "human") and m.name in COLORS and m.epoch is None:
                 label = f"{e.model} vs {m.baseline}" + (f" [{m.provenance.judge}]" if m.provenance.judge else "")
                 data[m.test_set or "all"].setdefault(label, {})[m.name] = m.value
     if not data:

@@ -41,7 +41,7 @@ def _extra_columns(entries: list[Entry]) -> list[tuple[str, str, str]]:
     seen: dict[tuple[str, str], None] = {}
     for e in entries:
         for m in e.metrics:
-            if m.suite in ("rouge", "ifs", "human") and m.test_set is None and m.epoch is None:
+            if m.suite in ("rouge", "ifs") and m.test_set is None and m.epoch is None:
                 seen[(m.suite, m.name)] = None
     return [(f"{suite}:{name}", suite, name) for suite, name in seen]
 
@@ -74,7 +74,7 @@ def pairwise_table(board: Leaderboard) -> Table:
     groups: dict[tuple[str, str, str, str, float | None], dict[str, Metric]] = {}
     for e in board.entries:
         for m in e.metrics:
-            if m.suite == "pairwise" and m.name in ("win", "tie", "loss"):
+            if m.suite in ("pairwise", "human") and m.name in ("win", "tie", "loss"):
                 key = (e.model, m.baseline or "", m.test_set or "", m.provenance.judge or "", m.epoch)
                 groups.setdefault(key, {})[m.name] = m
     headers = ["Model", "vs", "Test set", "Judge", "Win %", "Tie %", "Loss %", "n"]
