@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,9 +88,10 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection shared by the server's threads; sqlite serializes writes, `check_same_thread`
-        # is off because every call below runs inside a `with self._db` transaction.
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        # One connection shared by the server's request threads; `_lock` keeps their statements from
+        # interleaving (a sqlite3 connection is not safe for concurrent use).
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False)  # `with self._db` = one transaction
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
 
@@ -107,7 +109,7 @@ class Store:
             )
         start = len(known)
         new = [p for p in pairs if p.id not in known]
-        with self._db:
+        with self._lock, self._db:
             self._db.executemany(
                 "INSERT INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(p.id, start + i, p.instruction, p.response_a, p.model_a, p.response_b, p.model_b)
@@ -115,23 +117,27 @@ class Store:
             )
 
     def pairs(self) -> list[Pair]:
-        rows = self._db.execute(
-            "SELECT id, instruction, response_a, model_a, response_b, model_b FROM pairs ORDER BY position").fetchall()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, instruction, response_a, model_a, response_b, model_b FROM pairs ORDER BY position"
+            ).fetchall()
         return [Pair(*r) for r in rows]
 
     def pair(self, pair_id: str) -> Pair | None:
-        row = self._db.execute(
-            "SELECT id, instruction, response_a, model_a, response_b, model_b FROM pairs WHERE id = ?",
-            (pair_id,)).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, instruction, response_a, model_a, response_b, model_b FROM pairs WHERE id = ?",
+                (pair_id,)).fetchone()
         return Pair(*row) if row else None
 
     def next_pair(self, annotator: str) -> tuple[Pair | None, int, int]:
         """The first pair this annotator has not voted on (None when done), votes cast, total pairs."""
-        row = self._db.execute(
-            "SELECT id, instruction, response_a, model_a, response_b, model_b FROM pairs WHERE id NOT IN "
-            "(SELECT pair_id FROM votes WHERE annotator = ?) ORDER BY position LIMIT 1", (annotator,)).fetchone()
-        done = self._db.execute("SELECT COUNT(*) FROM votes WHERE annotator = ?", (annotator,)).fetchone()[0]
-        total = self._db.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, instruction, response_a, model_a, response_b, model_b FROM pairs WHERE id NOT IN "
+                "(SELECT pair_id FROM votes WHERE annotator = ?) ORDER BY position LIMIT 1", (annotator,)).fetchone()
+            done = self._db.execute("SELECT COUNT(*) FROM votes WHERE annotator = ?", (annotator,)).fetchone()[0]
+            total = self._db.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
         return (Pair(*row) if row else None), done, total
 
     def record(self, pair_id: str, annotator: str, choice: str, shown_first: bool) -> bool:
@@ -139,16 +145,17 @@ class Store:
         if choice not in CHOICES:
             raise ValueError(f"choice {choice!r} not in {CHOICES}")
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        with self._db:
+        with self._lock, self._db:
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO votes VALUES (?, ?, ?, ?, ?)",
                 (pair_id, annotator, choice, int(shown_first), stamp))
         return cur.rowcount == 1
 
     def votes(self) -> list[Vote]:
-        rows = self._db.execute(
-            "SELECT v.pair_id, v.annotator, v.choice, v.a_shown_first, v.created_at FROM votes v "
-            "JOIN pairs p ON p.id = v.pair_id ORDER BY p.position, v.annotator").fetchall()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT v.pair_id, v.annotator, v.choice, v.a_shown_first, v.created_at FROM votes v "
+                "JOIN pairs p ON p.id = v.pair_id ORDER BY p.position, v.annotator").fetchall()
         return [Vote(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]
 
     def export_rows(self) -> list[dict[str, Any]]:
