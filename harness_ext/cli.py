@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     # "name": "harness_ext.commands.name",  (one line per subcommand, in --help order)
     "run": "harness_ext.commands.run",
     "demo": "harness_ext.commands.demo",
+    "leaderboard": "harness_ext.commands.leaderboard",
+    "study": "harness_ext.commands.study",
 }
 
 
