@@ -226,7 +226,7 @@ def dataset_stats(folder: str | Path | None = None) -> dict[str, Any]:
     q = statistics.quantiles(lengths, n=4, method="inclusive")
     per_cat = {}
     for cat in CATEGORIES:
-        ls = [n for r, n in zip(rows, lengths) if r["category"] == cat]
+        ls = [n for r, n in zip(rows, lengths, strict=True) if r["category"] == cat]
         per_cat[cat] = {"rows": len(ls), "with_input": sum(1 for r in rows if r["category"] == cat and r["input"]),
                         "median_words": statistics.median(ls) if ls else 0, "max_words": max(ls, default=0),
                         "long": sum(1 for n in ls if n >= 150)}

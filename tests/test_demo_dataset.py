@@ -63,7 +63,7 @@ def test_response_lengths_are_heavy_tailed(rows):
     assert min(lengths) < 10 and max(lengths) > 300 and max(lengths) < 600
     buckets = demo_data.bucket_counts(lengths)
     shares = [k / len(rows) for k in buckets.values()]
-    for got, want in zip(shares, (0.30, 0.45, 0.25)):
+    for got, want in zip(shares, (0.30, 0.45, 0.25), strict=True):
         assert abs(got - want) <= 0.05, buckets
     for cat in demo_data.CATEGORIES:
         assert any(demo_data.words(r["output"]) >= 150 for r in rows if r["category"] == cat), cat
