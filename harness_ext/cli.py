@@ -25,6 +25,9 @@ from harness_ext.errors import HarnessError
 # name -> module; the order is the order `--help` lists them in.
 COMMANDS: dict[str, str] = {
     # "name": "harness_ext.commands.name",  (one line per subcommand, in --help order)
+    "score": "harness_ext.commands.score",
+    "refine": "harness_ext.commands.refine",
+    "mt-bench": "harness_ext.commands.mt_bench",
 }
 
 
