@@ -76,7 +76,7 @@ def pair_judge_reply(user: str) -> str:
 
 def mt_judge(req: ChatRequest) -> str:
     user = req.messages[-1].content
-    return pair_judge_reply(user) if "<<A" in user else single_judge_reply(user)
+    return pair_judge_reply(user) if "<<B" in user else single_judge_reply(user)
 
 
 def _prompt(name: str, kind: str, template: str) -> dict:

@@ -78,6 +78,11 @@ def _show(args: argparse.Namespace) -> int:
     if args.model_list:
         keep = set(args.model_list) | ({args.baseline_model} if args.baseline_model else set())
         records = [r for r in records if r.get("model", r.get("model_1")) in keep]
+        if not records:
+            from harness_ext.errors import ConfigError
+
+            raise ConfigError(f"no judgments for models {', '.join(args.model_list)} in {args.judgment_file}.",
+                              hint="check the model ids (run without --model-list to see all).")
     summary = summarize(records, baseline_model=args.baseline_model)
     print(json.dumps(summary, indent=2) if args.json else render(summary))
     return 0
