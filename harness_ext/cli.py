@@ -25,9 +25,10 @@ from harness_ext.errors import HarnessError
 # name -> module; the order is the order `--help` lists them in.
 COMMANDS: dict[str, str] = {
     # "name": "harness_ext.commands.name",  (one line per subcommand, in --help order)
+    "judge": "harness_ext.commands.judge",
+    "mt-bench": "harness_ext.commands.mt_bench",
     "score": "harness_ext.commands.score",
     "refine": "harness_ext.commands.refine",
-    "mt-bench": "harness_ext.commands.mt_bench",
 }
 
 
