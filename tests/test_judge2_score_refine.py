@@ -210,3 +210,21 @@ def test_score_and_refine_cli_through_loopback(data, tmp_path):
     bad = run_cli("refine", "--data", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "x"),
                   "--judge-model", "j", "--base-url", "http://127.0.0.1:9/v1")
     assert bad.returncode == 2 and "missing.jsonl: file not found" in bad.stderr and not (tmp_path / "x").exists()
+
+
+def test_score_with_local_judge_checkpoint(data, tmp_path, tiny_model_dir):
+    # a tiny random model cannot grade: every reply is a counted parse failure, and the run still
+    # publishes complete outputs; a short max_tokens in our own prompt folder keeps it fast
+    folder = tmp_path / "short"
+    folder.mkdir()
+    (folder / "s.txt").write_text("Grade it.")
+    (folder / "p.txt").write_text("{instruction}\n{input}\n{response}\nScore: [[N]]")
+    (folder / "config.yaml").write_text("name: short\nsystem_prompt_file: s.txt\nprompt_template_file: p.txt\n"
+                                        "max_tokens: 4\nscore_min: 1\nscore_max: 5\nscore_step: 0.5\n")
+    from harness_ext.judging.local import make_local_client
+
+    client = make_local_client(tiny_model_dir, batch_size=4)
+    report = score_dataset(data, tmp_path / "out", client, tiny_model_dir.name, template=folder)
+    assert report["examples"] == 4 and report["scored"] + report["parse_failures"] == 4
+    assert report["request_failures"] == 0 and len(_read(tmp_path / "out" / "scored.jsonl")) == 4
+    assert score_dataset(data, tmp_path / "out", client, tiny_model_dir.name, template=folder)["reused"] == 4

@@ -59,11 +59,12 @@ def _judge(args: argparse.Namespace) -> int:
     from harness_ext.judging.mtbench import judge_mt_bench
     from harness_ext.judging.mtbench_show import render
 
+    client, judge_model = build_client(args)
     report = judge_mt_bench(
         question_file=args.question_file, answer_dir=args.answer_dir, judge_prompts=args.judge_prompts,
-        judge_model=args.judge_model, client=build_client(args), out=args.out, mode=args.mode,
+        judge_model=judge_model, client=client, out=args.out, mode=args.mode,
         models=args.model_list, baseline_model=args.baseline_model, ref_answers=args.ref_answers,
-        first_n=args.first_n, batch_size=args.batch_size, allow_failures=args.allow_failures,
+        first_n=args.first_n, batch_size=args.checkpoint_every, allow_failures=args.allow_failures,
     )
     print(render(report["summary"]))
     print(f"\n{report['matches']} matches ({report['reused']} reused, {report['requested']} judged now, "

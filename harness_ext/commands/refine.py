@@ -35,8 +35,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from harness_ext.judging.refine import refine_dataset
 
-    report = refine_dataset(args.data, args.out, build_client(args), args.judge_model, template=args.template,
-                            batch_size=args.batch_size, allow_failures=args.allow_failures)
+    client, judge_model = build_client(args)
+    report = refine_dataset(args.data, args.out, client, judge_model, template=args.template,
+                            batch_size=args.checkpoint_every, allow_failures=args.allow_failures)
     keys = ("examples", "refined", "kept", "kept_by_reason", "request_failures", "length_before", "length_after")
     print(json.dumps({k: report[k] for k in keys}, indent=2))
     print(f"wrote {args.out}/refined.jsonl")

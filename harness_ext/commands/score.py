@@ -35,8 +35,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from harness_ext.judging.quality import score_dataset
 
-    report = score_dataset(args.data, args.out, build_client(args), args.judge_model, template=args.template,
-                           batch_size=args.batch_size, allow_failures=args.allow_failures)
+    client, judge_model = build_client(args)
+    report = score_dataset(args.data, args.out, client, judge_model, template=args.template,
+                           batch_size=args.checkpoint_every, allow_failures=args.allow_failures)
     keys = ("examples", "scored", "parse_failures", "request_failures", "mean_score", "histogram")
     print(json.dumps({k: report[k] for k in keys}, indent=2))
     print(f"wrote {args.out}/scored.jsonl")
