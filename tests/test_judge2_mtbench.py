@@ -131,7 +131,7 @@ def test_request_failures_stop_publishing_unless_allowed(bench, tmp_path):
     def fail(req):
         return "haiku" in req.messages[1].content
 
-    with pytest.raises(StageError, match="judge requests failed") as exc:
+    with pytest.raises(StageError, match="items got no judge answer") as exc:
         _judge(bench, out, ScriptedClient(mt_judge, fail=fail), models=["short"])
     assert "rerun the same command" in str(exc.value)
     assert not judgment_path(out, "judge-x", "single").exists()

@@ -84,7 +84,7 @@ def test_score_reads_alpaca_json(tmp_path):
 
 def test_score_request_failures_keep_progress(data, tmp_path):
     out = tmp_path / "out"
-    with pytest.raises(StageError, match="1 of 4 judge requests failed"):
+    with pytest.raises(StageError, match="1 of 4 items got no judge answer"):
         score_dataset(data, out, ScriptedClient(score_judge, fail=lambda r: "photosynthesis" in r.messages[1].content),
                       "judge-x")
     assert not (out / "scored.jsonl").exists()

@@ -57,9 +57,10 @@ class Outcome:
         """A StageError naming the failures unless the caller accepts publishing without them."""
         if self.failed and not allow_failures:
             key, err = self.failed[0]
+            total = len(self.failed) + len(self.records)
             raise StageError(
-                f"{stage}: {len(self.failed)} of {len(self.failed) + len(self.records)} judge requests "
-                f"failed (first: {key}: {err}); the {len(self.records)} completed are saved in {progress}.",
+                f"{stage}: {len(self.failed)} of {total} items got no judge answer after retries "
+                f"(first: {key}: {err}); the {len(self.records)} completed are saved in {progress}.",
                 hint="rerun the same command to retry only the failed ones, or pass --allow-failures "
                 "to publish with the failures recorded as errors.",
             )
