@@ -268,3 +268,41 @@ def test_real_fastchat_prompts_and_questions(shared_data, tmp_path):
     assert len(math) == 60 and all(r["judge"][1].startswith("single-math-v1") for r in math)
     assert all("[The Start of Reference Answer]" in r["user_prompt"] for r in math if r["turn"] == 1)
     assert report["summary"]["models"]["m"]["average"] == 6.0
+
+
+@pytest.mark.slow  # two CLI processes with real latency (~12 s on 2 shared cores)
+def test_sigkilled_cli_run_resumes_without_losing_or_repeating_work(bench, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.openai_server import LoopbackServer
+
+    def reply(body):
+        from harness_ext.records import ChatRequest, Turn
+
+        return mt_judge(ChatRequest(body["model"], tuple(Turn(m["role"], m["content"]) for m in body["messages"])))
+
+    out = tmp_path / "out"
+    with LoopbackServer(reply, latency=0.05) as srv:
+        args = ["mt-bench", "judge", "--question-file", str(bench["questions"]), "--answer-dir",
+                str(bench["answers"]), "--judge-prompts", str(bench["prompts"]), "--ref-answers", str(bench["refs"]),
+                "--model-list", "short", "long", "injector", "--judge-model", "judge-x", "--out", str(out),
+                "--concurrency", "1", "--checkpoint-every", "2", "--base-url", srv.base_url]
+        env = cli_env(HARNESS_EXT_JUDGE_API_KEY="sk-test")
+        proc = subprocess.Popen([sys.executable, "-m", "harness_ext", *args], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while srv.served < 7 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert 7 <= srv.served < 18 and not judgment_path(out, "judge-x", "single").exists()
+        res = run_cli(*args, env=env)
+        assert res.returncode == 0, res.stderr
+        # every judgment once; at most the single request in flight at the kill is asked again
+        assert len(srv.served_keys) == 18 and srv.served <= 19
+    recs = _read(judgment_path(out, "judge-x", "single"))
+    assert len(recs) == 18 and len({(r["question_id"], r["model"], r["turn"]) for r in recs}) == 18
