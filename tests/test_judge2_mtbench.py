@@ -49,6 +49,7 @@ def test_single_mode_follows_fastchat_protocol(bench, tmp_path):
     assert path.name == "judge-x_single.jsonl"
     recs = _read(path)
     assert len(recs) == 3 * 3 * 2 == len(client.requests)  # questions x models x turns
+    assert [r["question_id"] for r in recs] == sorted(r["question_id"] for r in recs)  # 81 before 111
     for rec in recs:
         assert set(rec) >= FASTCHAT_SINGLE_FIELDS
         q = next(q for q in QUESTIONS if q["question_id"] == rec["question_id"])

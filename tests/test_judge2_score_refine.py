@@ -120,8 +120,10 @@ def test_template_folder_is_validated(tmp_path):
     (folder / "p.txt").write_text("{instruction} {answer}")
     with pytest.raises(InputError, match=r"p.txt: placeholders \['answer', 'instruction'\]"):
         load_scoring_template(folder)
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(ConfigError, match="not found.*Did you mean 'alpagasus'"):
         load_scoring_template("alpagasuss")
+    with pytest.raises(InputError, match="has no config.yaml"):
+        load_scoring_template(tmp_path)
 
 
 def refine_judge(req):

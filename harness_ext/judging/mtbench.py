@@ -132,6 +132,12 @@ def _record_key(rec: dict[str, Any]) -> str:
     return f"{rec['question_id']}|{rec['model']}|{rec['turn']}"
 
 
+def _sort_key(rec: dict[str, Any]) -> tuple[Any, ...]:
+    qid = rec["question_id"]
+    # numeric ids in numeric order (81 before 101), then any string ids
+    return (0, qid, "") if isinstance(qid, int) else (1, 0, str(qid)), rec.get("turn", 0), _record_key(rec)
+
+
 def judge_mt_bench(
     *,
     question_file: str | Path,
@@ -202,7 +208,7 @@ def judge_mt_bench(
     merged = dict(kept_old)
     for key, rec in outcome.records.items():
         merged[key] = {**rec, "request_sha256": hashes[key]}
-    records = sorted(merged.values(), key=lambda r: (str(r["question_id"]), _record_key(r)))
+    records = sorted(merged.values(), key=_sort_key)
     summary = summarize(records, baseline_model=baseline_model)
     report = {
         "stage": "mt-bench judge",

@@ -11,6 +11,7 @@ on the next run (the client's cache makes completed requests free even inside a 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,9 +93,9 @@ def run_jobs(
     """
     if batch_size < 1:
         raise StageError(f"batch size must be >= 1, got {batch_size}.")
-    keys = [j.key for j in jobs]
-    if len(set(keys)) != len(keys):
-        dup = next(k for k in keys if keys.count(k) > 1)
+    counts = Counter(j.key for j in jobs)
+    if len(counts) != len(jobs):
+        dup = next(k for k, n in counts.items() if n > 1)
         raise StageError(f"{desc}: duplicate work item '{dup}'.", hint="remove duplicate ids from the input.")
     outcome = Outcome()
     logged = load_progress(progress)

@@ -49,11 +49,14 @@ class PromptTemplate:
 def resolve_folder(name_or_path: str | Path) -> Path:
     """A bundled judge folder name (e.g. 'alpagasus') or a path to the user's own folder."""
     p = Path(name_or_path)
-    if p.is_dir():
+    if (p / "config.yaml").is_file():
         return p
     bundled = judges_dir() / str(name_or_path)
-    if bundled.is_dir() and (bundled / "config.yaml").exists():
+    if (bundled / "config.yaml").is_file():
         return bundled
+    if p.is_dir():
+        raise InputError("judge prompt folder has no config.yaml.", path=p,
+                         hint="add config.yaml naming system_prompt_file and prompt_template_file.")
     choices = sorted(d.name for d in judges_dir().iterdir() if (d / "config.yaml").exists())
     raise ConfigError(
         f"judge prompt folder '{name_or_path}' not found.{did_you_mean(str(name_or_path), choices)}",
