@@ -79,7 +79,7 @@ def test_score_reads_alpaca_json(tmp_path):
     path.write_text(json.dumps([{"instruction": "Add 2 and 2.", "input": "", "output": "4, since 2 + 2 = 4."}]))
     report = score_dataset(path, tmp_path / "out", ScriptedClient(score_judge), "judge-x")
     row = _read(tmp_path / "out" / "scored.jsonl")[0]
-    assert row["id"] == "alpaca-0" and row["response"] == "4, since 2 + 2 = 4." and report["scored"] == 1
+    assert row["id"] == "identity_0" and row["response"] == "4, since 2 + 2 = 4." and report["scored"] == 1
 
 
 def test_score_request_failures_keep_progress(data, tmp_path):
@@ -97,7 +97,8 @@ def test_score_request_failures_keep_progress(data, tmp_path):
     ([{"id": "x", "response": "no instruction"}], r"selected.jsonl:1: row 0 has no string field 'instruction'"),
     ([{"id": "x", "instruction": "i", "response": "r"}, {"id": "x", "instruction": "j", "response": "s"}],
      "id 'x' appears in rows 0 and 1"),
-    ([{"instruction": "i", "response": "r"}], "selected.jsonl:1: row 0 has no 'id'"),
+    ([{"instruction": "i", "response": "r"}, {"id": "identity_0", "instruction": "j", "response": "s"}],
+     "id 'identity_0' appears in rows 0 and 1"),
 ])
 def test_bad_rows_name_file_and_line(tmp_path, rows, match):
     path = write_jsonl(tmp_path / "selected.jsonl", rows)

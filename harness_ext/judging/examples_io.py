@@ -3,8 +3,9 @@
 Formats accepted:
 - `.jsonl`: one Example dict per line (`id`, `instruction`, optional `input`, `response`, ...),
   what `harness-ext select` writes;
-- `.json`: a list of Example dicts, or of Alpaca rows (`instruction`, `input`, `output`), whose
-  ids become `<file stem>-<row>`.
+- `.json`: a list of Example dicts, or of Alpaca rows (`instruction`, `input`, `output`).
+Rows without an `id` get the paper's `identity_<row>` (0-based row), as the selection loader does,
+so scores computed on a raw file line up with the examples selection later keeps.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ def _example(row: Any, path: Path, line: int | None, index: int) -> Example:
             hint="each row needs 'instruction' and 'response' (or Alpaca's 'output').",
         )
     if "response" not in row and "output" in row:  # an Alpaca row
-        row = {"id": row.get("id", f"{path.stem}-{index}"), "instruction": row["instruction"],
+        row = {"id": row.get("id", f"identity_{index}"), "instruction": row["instruction"],
                "input": row.get("input", ""), "response": row["output"], "row": index,
                "source": path.stem}
     if "id" not in row:
-        raise InputError(f"row {index} has no 'id'.", **where, hint="give every row a unique 'id'.")
+        row = {**row, "id": f"identity_{index}"}
+    row.setdefault("row", index)
     if not isinstance(row.get("response", ""), str):
         raise InputError(f"row {index} field 'response' is {type(row['response']).__name__}, expected a string.",
                          **where)
