@@ -246,6 +246,8 @@ def test_cli_end_to_end_through_loopback_server(bench, tmp_path):
         res2 = run_cli(*args, "--base-url", srv.base_url, env=env)
         assert res2.returncode == 0 and srv.served == served  # rerun: zero requests
     assert "Against base" in res.stdout
+    report = json.loads((out / "model_judgment" / "judge-x_pair_report.json").read_text())
+    assert report["reused"] == 12 and report["requested"] == 0 and report["client_stats"].get("sent", 0) == 0
     for f in out.rglob("*"):
         if f.is_file():
             assert "sk-secret-test-key-123" not in f.read_text()

@@ -40,7 +40,7 @@ from harness_ext.judging.mtbench_data import (
     load_references,
 )
 from harness_ext.judging.mtbench_show import summarize
-from harness_ext.judging.stagerun import Job, run_jobs
+from harness_ext.judging.stagerun import Job, client_stats, run_jobs
 from harness_ext.judging.verdicts import parse_choice, parse_rating
 from harness_ext.records import ChatClient, ChatRequest, ChatResult, Turn
 
@@ -220,6 +220,7 @@ def judge_mt_bench(
         "matches": len(jobs),
         "reused": outcome.reused,
         "requested": outcome.new,
+        "client_stats": client_stats(client),
         "request_failures": [{"key": k, "error": e} for k, e in outcome.failed],
         "judgment_file": str(final),
         "summary": summary,

@@ -30,7 +30,7 @@ from harness_ext.artifacts import (
     staged_dir,
 )
 from harness_ext.judging.examples_io import read_examples
-from harness_ext.judging.stagerun import Job, run_jobs
+from harness_ext.judging.stagerun import Job, client_stats, run_jobs
 from harness_ext.judging.templates import PromptTemplate, load_template
 from harness_ext.judging.verdicts import parse_rating
 from harness_ext.records import ChatClient, ChatResult, Example
@@ -117,6 +117,7 @@ def score_dataset(
         "request_failures": len(outcome.failed),
         "reused": outcome.reused,
         "requested": outcome.new,
+        "client_stats": client_stats(client),
         "mean_score": round(statistics.fmean(scores), 4) if scores else None,
         "histogram": {str(k): v for k, v in sorted(Counter(scores).items())},
         f"at_least_{ALPAGASUS_THRESHOLD}": sum(s >= ALPAGASUS_THRESHOLD for s in scores),

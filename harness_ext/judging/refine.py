@@ -31,7 +31,7 @@ from harness_ext.artifacts import (
     staged_dir,
 )
 from harness_ext.judging.examples_io import read_examples
-from harness_ext.judging.stagerun import Job, run_jobs
+from harness_ext.judging.stagerun import Job, client_stats, run_jobs
 from harness_ext.judging.templates import PromptTemplate, load_template
 from harness_ext.judging.verdicts import block_problem, extract_block
 from harness_ext.records import ChatClient, ChatResult, Example, Turn
@@ -147,6 +147,7 @@ def refine_dataset(
         "request_failures": len(outcome.failed),
         "reused": outcome.reused,
         "requested": outcome.new,
+        "client_stats": client_stats(client),
         "length_before": _lengths([ex.response for ex in examples]),
         "length_after": _lengths([r["response"] for r in rows]),
         "refined_only": {"before": _lengths([r["original"] for r in refined]),

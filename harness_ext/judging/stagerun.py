@@ -67,6 +67,12 @@ class Outcome:
             )
 
 
+def client_stats(client: ChatClient) -> dict[str, int]:
+    """The client's request counters (sent, retries, cache hits, failures) when it keeps any."""
+    stats = getattr(client, "stats", None)
+    return {str(k): int(v) for k, v in stats.items()} if isinstance(stats, dict) else {}
+
+
 def load_progress(path: Path) -> dict[str, dict[str, Any]]:
     """The progress log's entries by key (a later entry for the same key wins)."""
     entries: dict[str, dict[str, Any]] = {}
