@@ -309,3 +309,22 @@ def test_sigkilled_cli_run_resumes_without_losing_or_repeating_work(bench, tmp_p
         assert len(srv.served_keys) == 18 and srv.served <= 19
     recs = _read(judgment_path(out, "judge-x", "single"))
     assert len(recs) == 18 and len({(r["question_id"], r["model"], r["turn"]) for r in recs}) == 18
+
+
+def test_fastchat_judgments_already_in_the_output_are_not_paid_for_again(bench, tmp_path):
+    out = tmp_path / "out"
+    fastchat = [  # as FastChat's gen_judgment.py writes them: no hash, no category
+        {"question_id": 81, "model": "short", "judge": ["judge-x", "single-v1"], "user_prompt": "...",
+         "judgment": "Rating: [[4]]", "score": 4, "turn": 1, "tstamp": 1.0},
+        {"question_id": 111, "model": "short", "judge": ["judge-x", "single-math-v1"], "user_prompt": "...",
+         "judgment": "$ERROR$", "score": -1, "turn": 1, "tstamp": 1.0},  # FastChat's failure: redone
+        {"question_id": 131, "model": "short", "judge": ["judge-x", "single-v1-multi-turn"], "user_prompt": "...",
+         "judgment": "Rating: [[5]]", "score": 5, "turn": 1, "tstamp": 1.0},  # wrong prompt for turn 1: redone
+    ]
+    write_jsonl(judgment_path(out, "judge-x", "single"), fastchat)
+    client = ScriptedClient(mt_judge)
+    report = _judge(bench, out, client, models=["short"])
+    assert len(client.requests) == 5 and report["reused"] == 1
+    recs = {(r["question_id"], r["turn"]): r for r in _read(judgment_path(out, "judge-x", "single"))}
+    assert recs[(81, 1)]["score"] == 4 and recs[(81, 1)]["category"] == "writing"
+    assert recs[(111, 1)]["score"] == 1 and recs[(131, 1)]["judge"][1] == "single-v1"

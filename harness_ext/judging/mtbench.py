@@ -132,6 +132,19 @@ def _record_key(rec: dict[str, Any]) -> str:
     return f"{rec['question_id']}|{rec['model']}|{rec['turn']}"
 
 
+def _fastchat_done(rec: dict[str, Any], q: Question, mode: str, judge_model: str) -> bool:
+    """Whether a record written by FastChat itself (no request hash) already judges this match:
+    same judge model, the prompt FastChat would use, and a real verdict (not -1 / "error")."""
+    kind = "single" if mode == "single" else "pairwise"
+    judge = rec.get("judge") or ["", ""]
+    if list(judge) != [judge_model, PROMPT_NAMES[(kind, q.needs_reference, int(rec.get("turn", 1)))]]:
+        return False
+    if kind == "single":
+        score = rec.get("score")
+        return isinstance(score, (int, float)) and not isinstance(score, bool) and 1 <= score <= 10
+    return all(rec.get(g) in ("model_1", "model_2", "tie") for g in ("g1_winner", "g2_winner"))
+
+
 def _sort_key(rec: dict[str, Any]) -> tuple[Any, ...]:
     qid = rec["question_id"]
     # numeric ids in numeric order (81 before 101), then any string ids
@@ -192,19 +205,22 @@ def judge_mt_bench(
                                           answers[baseline_model][q.question_id], turn, prompts, refs, judge_model))
 
     final = judgment_path(out, judge_model, mode)
+    hashes = {j.key: j.hashes() for j in jobs}
     kept_old: dict[str, dict[str, Any]] = {}
     previous: dict[str, tuple[list[str], dict[str, Any]]] = {}
     if final.exists():
+        by_id = {q.question_id: q for q in questions}
         for rec in read_jsonl(final):
             key = _record_key(rec)
             kept_old[key] = rec
             if "request_sha256" in rec:
                 previous[key] = (rec["request_sha256"], rec)
+            elif key in hashes and _fastchat_done(rec, by_id[rec["question_id"]], mode, judge_model):
+                previous[key] = (hashes[key], {**rec, "category": by_id[rec["question_id"]].category})
     progress = Path(out) / ".progress" / f"{final.stem}.jsonl"
     outcome = run_jobs(jobs, client, progress, previous=previous, batch_size=batch_size, desc=f"mt-bench {mode}")
     outcome.raise_if_failed("mt-bench judge", progress, allow_failures)
 
-    hashes = {j.key: j.hashes() for j in jobs}
     merged = dict(kept_old)
     for key, rec in outcome.records.items():
         merged[key] = {**rec, "request_sha256": hashes[key]}
