@@ -202,6 +202,10 @@ def test_bad_input_rows_name_file_and_line(bench, tmp_path):
     write_jsonl(bench["questions"], QUESTIONS)
     with pytest.raises(InputError, match="'single-math-v1'.*missing"):
         _judge(bench, tmp_path / "out", ScriptedClient(mt_judge))
+    prompts[0]["prompt_template"] += " {answer_b}"
+    write_jsonl(bench["prompts"], prompts)
+    with pytest.raises(InputError, match=r"'single-v1' uses placeholders \['answer_b'\] that are never filled"):
+        _judge(bench, tmp_path / "out", ScriptedClient(mt_judge))
 
 
 def test_show_reads_fastchat_files_with_sentinels(bench, tmp_path):

@@ -8,6 +8,7 @@ never bundled. Every problem names the file, the line and the field.
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,18 @@ PROMPT_NAMES: dict[tuple[str, bool, int], str] = {
     ("pairwise", True, 2): "pair-math-v1-multi-turn",
 }
 OUTPUT_FORMATS = {"single": "[[rating]]", "pairwise": "[[A]]"}
+_TURN_FIELDS = {
+    ("single", 1): {"question", "answer"},
+    ("single", 2): {"question_1", "question_2", "answer_1", "answer_2"},
+    ("pairwise", 1): {"question", "answer_a", "answer_b"},
+    ("pairwise", 2): {"question_1", "question_2", "answer_a_1", "answer_b_1", "answer_a_2", "answer_b_2"},
+}
+
+
+def template_fields(mode: str, needs_reference: bool, turn: int) -> set[str]:
+    """The placeholders FastChat fills in for a prompt (references only for the math prompts)."""
+    refs = {"ref_answer_1", "ref_answer_2"} if turn == 2 else {"ref_answer_1"}
+    return _TURN_FIELDS[(mode, turn)] | (refs if needs_reference else set())
 
 
 @dataclass(frozen=True)
@@ -159,12 +172,20 @@ def load_judge_prompts(path: str | Path, mode: str) -> dict[str, dict[str, Any]]
                 raise InputError(f"field '{key}' missing or not a string.", path=path, line=line,
                                  hint="use FastChat's fastchat/llm_judge/data/judge_prompts.jsonl.")
         prompts[row["name"]] = row
-    for (m, _, _), name in PROMPT_NAMES.items():
+    for (m, needs_ref, turn), name in PROMPT_NAMES.items():
         if m != mode:
             continue
         if name not in prompts:
             raise InputError(f"judge prompt '{name}' (needed for {mode} mode) is missing; found: "
                              f"{', '.join(sorted(prompts))}.", path=path)
+        try:
+            used = {f for _, f, _, _ in string.Formatter().parse(prompts[name]["prompt_template"]) if f is not None}
+        except ValueError as exc:
+            raise InputError(f"judge prompt '{name}': bad placeholder syntax ({exc}).", path=path) from None
+        extra = used - template_fields(mode, needs_ref, turn)
+        if extra:
+            raise InputError(f"judge prompt '{name}' uses placeholders {sorted(extra)} that are never filled in; "
+                             f"allowed: {sorted(template_fields(mode, needs_ref, turn))}.", path=path)
         fmt = prompts[name]["output_format"]
         if fmt != OUTPUT_FORMATS[mode]:
             raise InputError(f"judge prompt '{name}' has output_format {fmt!r}; this mode parses "
