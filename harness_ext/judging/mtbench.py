@@ -46,6 +46,8 @@ from harness_ext.records import ChatClient, ChatRequest, ChatResult, Turn
 
 MODES = ("single", "pairwise-baseline")
 JUDGE_PARAMS = (("max_tokens", 2048), ("temperature", 0.0))
+Prompts = dict[str, dict[str, Any]]
+Refs = dict[Any, tuple[str, ...]]
 
 
 def judgment_path(out: str | Path, judge_model: str, mode: str) -> Path:
@@ -64,14 +66,15 @@ def _request(model: str, system: str, user: str) -> ChatRequest:
     return ChatRequest(model=model, messages=(Turn("system", system), Turn("user", user)), params=JUDGE_PARAMS)
 
 
-def _ref_fields(q: Question, refs: dict[Any, tuple[str, ...]], turn: int) -> dict[str, str]:
+def _ref_fields(q: Question, refs: Refs, turn: int) -> dict[str, str]:
     if not q.needs_reference:
         return {}
     ref = refs[q.question_id]
     return {"ref_answer_1": ref[0], **({"ref_answer_2": ref[1]} if turn == 2 else {})}
 
 
-def _single_job(q: Question, model: str, answer: tuple[str, ...], turn: int, prompts, refs, judge_model) -> Job:
+def _single_job(q: Question, model: str, answer: tuple[str, ...], turn: int, prompts: Prompts, refs: Refs,
+                judge_model: str) -> Job:
     prompt = prompts[PROMPT_NAMES[("single", q.needs_reference, turn)]]
     if turn == 1:
         fields = {"question": q.turns[0], "answer": answer[0]}
@@ -92,7 +95,8 @@ def _single_job(q: Question, model: str, answer: tuple[str, ...], turn: int, pro
     return Job(f"{q.question_id}|{model}|{turn}", [_request(judge_model, system, user)], build)
 
 
-def _pair_prompt(prompt, q: Question, a: tuple[str, ...], b: tuple[str, ...], turn: int, refs) -> tuple[str, str]:
+def _pair_prompt(prompt: dict[str, Any], q: Question, a: tuple[str, ...], b: tuple[str, ...], turn: int,
+                 refs: Refs) -> tuple[str, str]:
     if turn == 1:
         fields = {"question": q.turns[0], "answer_a": a[0], "answer_b": b[0]}
     else:
@@ -102,7 +106,8 @@ def _pair_prompt(prompt, q: Question, a: tuple[str, ...], b: tuple[str, ...], tu
     return _fill(prompt, **fields)
 
 
-def _pair_job(q: Question, m1: str, a1, m2: str, a2, turn: int, prompts, refs, judge_model) -> Job:
+def _pair_job(q: Question, m1: str, a1: tuple[str, ...], m2: str, a2: tuple[str, ...], turn: int,
+              prompts: Prompts, refs: Refs, judge_model: str) -> Job:
     prompt = prompts[PROMPT_NAMES[("pairwise", q.needs_reference, turn)]]
     u1, system = _pair_prompt(prompt, q, a1, a2, turn, refs)  # game 1: model_1 is assistant A
     u2, _ = _pair_prompt(prompt, q, a2, a1, turn, refs)  # game 2: model_2 is assistant A
