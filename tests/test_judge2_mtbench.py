@@ -95,11 +95,15 @@ def test_interrupted_run_resumes_without_repeating_requests(bench, tmp_path):
     assert not judgment_path(out, "judge-x", "single").exists()  # nothing half-published
     done = len(killed.requests)
     assert done == 8
+    progress = out / ".progress" / "judge-x_single.jsonl"
+    with open(progress, "a") as f:
+        f.write('{"key": "131|long|2", "request_sha')  # a line torn by a kill mid-write
     resumed = ScriptedClient(mt_judge)
     report = _judge(bench, out, resumed, batch_size=4)
     assert len(resumed.requests) == 18 - done and report["reused"] == done
     sent = {(m.messages[1].content) for m in killed.requests} & {(m.messages[1].content) for m in resumed.requests}
     assert not sent
+    assert len(progress.read_text().splitlines()) == 18  # the torn line was cut, every line parses
 
 
 def test_changed_judge_prompt_is_rejudged(bench, tmp_path):

@@ -10,7 +10,9 @@ on the next run (the client's cache makes completed requests free even inside a 
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -123,7 +125,11 @@ def run_jobs(
 
     from tqdm import tqdm
 
-    with AppendLog(progress) as out, tqdm(total=len(pending), desc=desc, unit="item") as bar:
+    AppendLog(progress).close()  # cuts a line torn by a killed run, so appends stay parseable
+    # One write + fsync per batch rather than per record: a per-record fsync costs ~5 ms, minutes
+    # over a 52k-example scoring run; a kill mid-batch loses at most that batch, whose answers the
+    # client has cached anyway.
+    with open(progress, "a", encoding="utf-8") as out, tqdm(total=len(pending), desc=desc, unit="item") as bar:
         for i in range(0, len(pending), batch_size):
             batch = pending[i : i + batch_size]
             flat = [r for job in batch for r in job.requests]
@@ -132,7 +138,7 @@ def run_jobs(
                 raise StageError(
                     f"{desc}: the judge client returned {len(results)} results for {len(flat)} requests."
                 )
-            pos = 0
+            pos, lines = 0, []
             for job in batch:
                 mine = results[pos : pos + len(job.requests)]
                 pos += len(job.requests)
@@ -141,8 +147,12 @@ def run_jobs(
                     outcome.failed.append((job.key, bad.error or "empty reply"))
                     continue
                 record = job.build(list(mine))
-                out.append({"key": job.key, "request_sha256": job.hashes(), "record": record})
+                entry = {"key": job.key, "request_sha256": job.hashes(), "record": record}
+                lines.append(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
                 outcome.records[job.key] = record
                 outcome.new += 1
+            out.write("".join(lines))
+            out.flush()
+            os.fsync(out.fileno())
             bar.update(len(batch))
     return outcome
