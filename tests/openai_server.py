@@ -115,7 +115,12 @@ class LoopbackServer:
                 pass
 
             def do_GET(self) -> None:
-                if self.path.rstrip("/").endswith("/models"):
+                if self.path.rstrip("/") == "/_stats":  # counters, for a server run in another process
+                    with server._lock:
+                        stats = {"requests": server.requests, "served": server.served,
+                                 "faults": dict(server.fault_counts)}
+                    server._send_json(self, 200, stats)
+                elif self.path.rstrip("/").endswith("/models"):
                     server._send_json(self, 200, {"object": "list", "data": [
                         {"id": "loopback-judge", "object": "model", "created": 0, "owned_by": "tests"}]})
                 else:
@@ -240,3 +245,35 @@ class LoopbackServer:
             self.served += 1
             self.served_keys[request_key(body)] += 1
         self._send_json(h, 200, payload)
+
+
+def main() -> None:
+    """Serve in the foreground (for benchmarks and manual checks): prints the base URL, then serves."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(description="OpenAI-compatible loopback server")
+    ap.add_argument("--latency", type=float, default=0.0)
+    ap.add_argument("--fault-rate", type=float, default=0.0)
+    ap.add_argument("--reply", choices=["echo", "pairwise"], default="echo",
+                    help="echo the prompt, or score pairwise prompts like tests.judge_helpers.quality_judge")
+    ap.add_argument("--max-lifetime", type=float, default=900.0)
+    args = ap.parse_args()
+    reply = None
+    if args.reply == "pairwise":
+        from tests.judge_helpers import quality_judge
+
+        reply = quality_judge
+    srv = LoopbackServer(reply, latency=args.latency, fault_rate=args.fault_rate, max_lifetime=args.max_lifetime)
+    srv.start()
+    print(srv.base_url, flush=True)
+    try:
+        while not srv._stopping.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        srv.stop()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -180,3 +180,13 @@ def test_sigkill_then_rerun_loses_nothing_and_repeats_nothing(tmp_path):
         assert resent | done == set(key_of.values())  # and everything else was
     assert all(json.loads(line)["text"] for line in (cache / "chat_completions.jsonl").read_text().splitlines()
                if line.startswith("{") and line.endswith("}"))
+
+
+def test_tokens_per_minute_limit_spaces_requests(tmp_path):
+    reqs = [ChatRequest("m", (Turn("user", f"q{i}"),), (("max_tokens", 1000),)) for i in range(61)]
+    with LoopbackServer() as srv:
+        client = _client(srv, tmp_path / "c", tokens_per_minute=60_000)  # ~1,000 tokens per request
+        t0 = time.monotonic()
+        assert all(r.ok for r in client.complete_many(reqs))
+        # 60 fit the full bucket; the 61st waits for ~1,000 tokens to refill (1 s)
+        assert time.monotonic() - t0 >= 0.9 and srv.requests == 61

@@ -150,6 +150,10 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+class _Fatal(Exception):
+    """A failure that retrying cannot fix (4xx other than 408/409/425/429)."""
+
+
 class OpenAIChatClient:
     """A records.ChatClient over the openai SDK's AsyncOpenAI, with cache, limiter and retries."""
 
@@ -329,10 +333,6 @@ class OpenAIChatClient:
             completion_tokens=getattr(usage, "completion_tokens", None),
             finish_reason=choices[0].finish_reason,
         )
-
-
-class _Fatal(Exception):
-    pass
 
 
 def _retry_after(response: Any) -> float | None:

@@ -99,8 +99,8 @@ def load_template(path: str | Path | None = None) -> PairwiseTemplate:
                             temperature=float(data.get("temperature", 0.0)), path=str(p))
 
 
-def _judgment(item: int, order: str, first: ModelOutput, a: ModelOutput, judge_model: str,
-              result: Any) -> dict[str, Any]:
+def _judgment(item: int, order: str, a: ModelOutput, judge_model: str, result: Any) -> dict[str, Any]:
+    """One judgment row: the raw reply, and A's and B's scores when the first line parses."""
     row: dict[str, Any] = {"item": item, "id": a.id, "dataset": a.dataset, "instruction": a.instruction,
                            "order": order, "judge_model": judge_model, "raw": result.text,
                            "request_error": result.error, "parse_error": None,
@@ -154,8 +154,8 @@ def judge_pairwise(
     judgments: list[dict[str, Any]] = []
     items: list[dict[str, Any]] = []
     for i, (a, b) in enumerate(pairs):
-        ab = _judgment(i, "ab", a, a, judge_model, results[2 * i])
-        ba = _judgment(i, "ba", b, a, judge_model, results[2 * i + 1])
+        ab = _judgment(i, "ab", a, judge_model, results[2 * i])
+        ba = _judgment(i, "ba", a, judge_model, results[2 * i + 1])
         judgments += [ab, ba]
         outcome = (aggregate((ab["score_a"], ab["score_b"]), (ba["score_a"], ba["score_b"]))
                    if _scored(ab) and _scored(ba) else None)
