@@ -71,6 +71,8 @@ def test_single_mode_follows_fastchat_protocol(bench, tmp_path):
     summ = report["summary"]["models"]
     assert summ["long"]["average"] > summ["short"]["average"] >= summ["injector"]["average"]
     assert set(summ["long"]["categories"]) == {"writing", "math", "extraction"}
+    lo, hi = summ["long"]["average_ci95"]
+    assert lo <= summ["long"]["average"] <= hi
     assert (tmp_path / "out" / "model_judgment" / "judge-x_single_report.json").exists()
 
 
@@ -181,6 +183,8 @@ def test_pairwise_inconsistent_orders_are_ties_and_errors_excluded():
     m = summarize(recs)["models"]["m"]
     assert (m["win"], m["loss"], m["tie"], m["inconsistent"], m["errors"]) == (1, 0, 1, 1, 2)
     assert m["win_rate_adjusted"] == 0.75
+    lo, hi = m["win_rate_adjusted_ci95"]
+    assert 0.5 <= lo <= 0.75 <= hi <= 1.0
 
 
 @pytest.mark.parametrize("kw,exc,msg", [

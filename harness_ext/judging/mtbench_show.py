@@ -13,6 +13,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness_ext.artifacts import iter_jsonl
 from harness_ext.errors import InputError
 from harness_ext.judging.mtbench_data import load_questions
@@ -49,12 +51,14 @@ def _mean(xs: list[float]) -> float | None:
 def summarize_single(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean score per model for turn 1, turn 2, both; per category; and parse-failure counts."""
     by_model: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    by_question: dict[str, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
     errors: dict[str, int] = defaultdict(int)
     for rec in records:
         s = _valid_score(rec)
         if s is None:
             errors[rec["model"]] += 1
             continue
+        by_question[rec["model"]][rec["question_id"]].append(s)
         slot = by_model[rec["model"]]
         slot[f"turn{rec['turn']}"].append(s)
         slot["all"].append(s)
@@ -64,10 +68,36 @@ def summarize_single(records: list[dict[str, Any]]) -> dict[str, Any]:
         slot = by_model.get(m, {})
         models[m] = {
             "turn1": _mean(slot.get("turn1", [])), "turn2": _mean(slot.get("turn2", [])),
-            "average": _mean(slot.get("all", [])), "judged": len(slot.get("all", [])), "errors": errors.get(m, 0),
+            "average": _mean(slot.get("all", [])), "average_ci95": _question_ci(by_question.get(m, {})),
+            "judged": len(slot.get("all", [])), "errors": errors.get(m, 0),
             "categories": {k[4:]: _mean(v) for k, v in sorted(slot.items()) if k.startswith("cat:")},
         }
     return {"mode": "single", "models": models}
+
+
+def _question_ci(scores: dict[Any, list[float]]) -> list[float] | None:
+    """Bootstrap 95% CI of the average score, resampling questions (a question's two turns
+    are correlated, so they are drawn together)."""
+    if not scores:
+        return None
+    from harness_ext.scoring import bootstrap_ci
+
+    width = max(len(v) for v in scores.values())
+    table = np.full((len(scores), width), np.nan)
+    for i, v in enumerate(scores.values()):
+        table[i, : len(v)] = v
+    lo, hi = bootstrap_ci(table, lambda x: np.nanmean(x.reshape(len(x), -1), axis=1))
+    return [round(lo, 4), round(hi, 4)]
+
+
+def _rate_ci(values: list[float]) -> list[float] | None:
+    """Bootstrap 95% CI of the adjusted win rate, resampling judged matches."""
+    if not values:
+        return None
+    from harness_ext.scoring import bootstrap_ci
+
+    lo, hi = bootstrap_ci(np.array(values), lambda x: x.mean(axis=1))
+    return [round(lo, 4), round(hi, 4)]
 
 
 def _outcome(rec: dict[str, Any]) -> str | None:
@@ -86,6 +116,7 @@ def summarize_pairwise(records: list[dict[str, Any]], baseline_model: str | None
         baseline_model = seconds.pop() if len(seconds) == 1 else None
     tally: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
     errors: dict[str, int] = defaultdict(int)
+    points: dict[str, list[float]] = defaultdict(list)  # 1 / 0.5 / 0 per judged match, for the CI
     for rec in records:
         res = _outcome(rec)
         pair = (rec["model_1"], rec["model_2"])
@@ -96,6 +127,7 @@ def summarize_pairwise(records: list[dict[str, Any]], baseline_model: str | None
         inconsistent = rec["g1_winner"] != rec["g2_winner"]
         for m in pair:
             mine = "tie" if res == "tie" else ("win" if res == ("model_1" if m == pair[0] else "model_2") else "loss")
+            points[m].append({"win": 1.0, "tie": 0.5, "loss": 0.0}[mine])
             for group in ("all", f"turn{rec['turn']}", f"cat:{rec['category']}"):
                 tally[m][group][mine] += 1
                 tally[m][group]["inconsistent"] += int(inconsistent)
@@ -112,7 +144,8 @@ def summarize_pairwise(records: list[dict[str, Any]], baseline_model: str | None
         if m == baseline_model:
             continue
         groups = tally.get(m, {})
-        models[m] = {**rates(groups.get("all", defaultdict(int))), "errors": errors.get(m, 0),
+        models[m] = {**rates(groups.get("all", defaultdict(int))), "win_rate_adjusted_ci95": _rate_ci(points[m]),
+                     "errors": errors.get(m, 0),
                      "turn1": rates(groups.get("turn1", defaultdict(int))),
                      "turn2": rates(groups.get("turn2", defaultdict(int))),
                      "categories": {k[4:]: rates(v) for k, v in sorted(groups.items()) if k.startswith("cat:")}}
@@ -130,6 +163,10 @@ def _fmt(v: Any) -> str:
     return "-" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
 
 
+def _ci(ci: list[float] | None) -> str:
+    return "-" if not ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     cells = [header] + [[_fmt(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
@@ -143,9 +180,12 @@ def render(summary: dict[str, Any]) -> str:
     parts = []
     if summary["mode"] == "single":
         order = sorted(models, key=lambda m: -(models[m]["average"] or 0))
-        for title, key in (("First turn", "turn1"), ("Second turn", "turn2"), ("Average", "average")):
+        for title, key in (("First turn", "turn1"), ("Second turn", "turn2")):
             rows = sorted(([m, models[m][key]] for m in order), key=lambda r: -(r[1] or 0))
             parts.append(f"########## {title} ##########\n" + _table(["model", "score"], rows))
+        parts.append("########## Average ##########\n" + _table(
+            ["model", "score", "95% CI (questions resampled)"],
+            [[m, models[m]["average"], _ci(models[m]["average_ci95"])] for m in order]))
         cats = sorted({c for m in models.values() for c in m["categories"]})
         parts.append("########## By category ##########\n"
                      + _table(["model", *cats], [[m, *(models[m]["categories"].get(c) for c in cats)] for m in order]))
@@ -154,7 +194,9 @@ def render(summary: dict[str, Any]) -> str:
         order = sorted(models, key=lambda m: -(models[m]["win_rate_adjusted"] or 0))
         cols = ["win", "loss", "tie", "inconsistent", "win_rate", "loss_rate", "win_rate_adjusted", "errors"]
         parts.append(f"########## Against {summary['baseline_model']} ##########\n"
-                     + _table(["model", *cols], [[m, *(models[m][c] for c in cols)] for m in order]))
+                     + _table(["model", *cols, "adjusted 95% CI"],
+                              [[m, *(models[m][c] for c in cols), _ci(models[m]["win_rate_adjusted_ci95"])]
+                               for m in order]))
         for turn in ("turn1", "turn2"):
             parts.append(f"########## {turn} ##########\n" + _table(
                 ["model", "win", "loss", "tie", "win_rate_adjusted"],
