@@ -97,6 +97,10 @@ class RateLimiter:
         self._last = time.monotonic()
         self._lock = asyncio.Lock()
 
+    def new_loop(self) -> None:
+        """A fresh lock for the next event loop (asyncio locks bind to the loop that first uses them)."""
+        self._lock = asyncio.Lock()
+
     async def acquire(self, tokens: int) -> None:
         if not self.rpm and not self.tpm:
             return
@@ -181,6 +185,7 @@ class OpenAIChatClient:
         self.cache = ChatCache(Path(cache_dir) if cache_dir else _default_cache()) if use_cache else None
         self.stats: Counter[str] = Counter()  # sent, retries, cache_hits, failures, deduplicated
         self._rng = random.Random(seed)
+        self._limiter: RateLimiter | None = None
 
     def __repr__(self) -> str:
         return (f"OpenAIChatClient(model={self.model!r}, base_url={self.base_url!r}, "
@@ -247,7 +252,13 @@ class OpenAIChatClient:
         sdk = openai.AsyncOpenAI(api_key=self.__api_key, base_url=self.base_url, timeout=self.timeout,
                                  max_retries=0)  # retries are ours: jitter, Retry-After, invalid bodies
         sem = asyncio.Semaphore(self.concurrency)
-        limiter = RateLimiter(self.requests_per_minute, self.tokens_per_minute)
+        # The buckets outlive this call, so a caller sending many small batches (checkpointed
+        # stages) still stays under the limits; only the lock is per event loop.
+        if self._limiter is None or (self._limiter.rpm, self._limiter.tpm) != (self.requests_per_minute,
+                                                                              self.tokens_per_minute):
+            self._limiter = RateLimiter(self.requests_per_minute, self.tokens_per_minute)
+        limiter = self._limiter
+        limiter.new_loop()
         bar = None
         if self.progress:
             from tqdm import tqdm
