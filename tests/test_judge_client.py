@@ -121,6 +121,10 @@ def test_requests_per_minute_limit_spaces_requests(tmp_path):
         client.complete_many(_requests(122))
         # 120 go at once from the full bucket, the other 2 at 2 per second
         assert time.monotonic() - t0 >= 0.9 and srv.requests == 122
+        # the bucket carries over to the next call: a new small batch cannot burst past the limit
+        t0 = time.monotonic()
+        client.complete_many(_requests(124)[122:])
+        assert time.monotonic() - t0 >= 0.9 and srv.requests == 124
 
 
 def test_missing_key_for_openai_is_a_config_error(monkeypatch, tmp_path):

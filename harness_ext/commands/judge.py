@@ -41,8 +41,13 @@ def add_client_options(p: argparse.ArgumentParser) -> None:
 
 def client_from_args(args: argparse.Namespace) -> tuple[Any, str]:
     """(ChatClient, judge model name) from the options of add_client_options."""
+    import logging
+
     from harness_ext.errors import ConfigError
 
+    if not getattr(args, "verbose", False):  # one INFO line per HTTP request would bury the progress bar
+        for name in ("httpx", "httpx2", "httpcore", "httpcore2"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     if args.local_judge:
         from harness_ext.judging.local import make_local_client
 

@@ -53,7 +53,7 @@ def load_outputs(path: str | Path) -> list[ModelOutput]:
             raise InputError(f"{where}: expected an object, found {type(rec).__name__}.")
         for field in ("instruction", "output"):
             if not isinstance(rec.get(field), str):
-                seen = "missing" if field not in rec else f"{type(rec[field]).__name__} {str(rec[field])[:40]!r}"
+                seen = "missing" if field not in rec else f"{type(rec[field]).__name__} {repr(rec[field])[:40]}"
                 raise InputError(f"{where}: field '{field}' must be a string, found {seen}.",
                                  hint="each record needs 'instruction' and 'output' strings "
                                  "(AlpacaEval model_outputs format).")

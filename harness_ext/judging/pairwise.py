@@ -246,8 +246,9 @@ def render_report(summary: dict[str, Any]) -> str:
         lo, hi = r["ci95"]["win_rate"]
         lines.append(f"| {name} | {r['n']} | {_pct(r['win'])} | {_pct(r['tie'])} | {_pct(r['loss'])} | "
                      f"{_pct(r['win_rate'])} [{_pct(lo)}, {_pct(hi)}] | {r['unscored']} |")
-    j, d = summary["judgments"], summary["diagnostics"]
-    lines += ["", f"Judgments: {j['total']} total, {j['parsed']} parsed, {j['parse_failures']} parse failures, "
+    j, d, m = summary["judgments"], summary["diagnostics"], summary["inputs"]["matching"]
+    lines += ["", f"Items: {m['matched']} matched; {m['only_in_a']} only in A, {m['only_in_b']} only in B (not judged).",
+              f"Judgments: {j['total']} total, {j['parsed']} parsed, {j['parse_failures']} parse failures, "
               f"{j['request_errors']} request errors.",
               f"Order agreement (position bias): {_pct(d['order_agreement'])}% of {d['order_agreement_n']} items; "
               f"preferred position first/second/equal: "
