@@ -29,6 +29,10 @@ COMMANDS: dict[str, str] = {
     "demo": "harness_ext.commands.demo",
     "leaderboard": "harness_ext.commands.leaderboard",
     "study": "harness_ext.commands.study",
+    "judge": "harness_ext.commands.judge",
+    "mt-bench": "harness_ext.commands.mt_bench",
+    "score": "harness_ext.commands.score",
+    "refine": "harness_ext.commands.refine",
 }
 
 
