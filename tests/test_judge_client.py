@@ -194,3 +194,11 @@ def test_tokens_per_minute_limit_spaces_requests(tmp_path):
         assert all(r.ok for r in client.complete_many(reqs))
         # 60 fit the full bucket; the 61st waits for ~1,000 tokens to refill (1 s)
         assert time.monotonic() - t0 >= 0.9 and srv.requests == 61
+
+
+def test_unserialisable_request_fails_alone(tmp_path):
+    good = _requests(2)
+    bad = ChatRequest("judge-m", (Turn("user", "x"),), (("temperature", object()),))  # not JSON
+    with LoopbackServer() as srv:
+        out = _client(srv, tmp_path / "c").complete_many([good[0], bad, good[1]])
+    assert out[0].ok and out[2].ok and not out[1].ok and "unexpected" in out[1].error
