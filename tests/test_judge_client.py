@@ -176,9 +176,9 @@ def test_sigkill_then_rerun_loses_nothing_and_repeats_nothing(tmp_path):
         done = {k for k in key_of.values() if k in ChatCache(cache)}
         assert 30 <= len(done) < n
         before = len(srv.bodies)
-        out = subprocess.run([sys.executable, str(script), srv.base_url, str(cache), str(n)],
-                             env=cli_env(), cwd=ROOT, capture_output=True, text=True, timeout=120)
-        assert out.stdout.strip() == str(n), out.stderr
+        # the restart (in this process: the cache file is all that carries over)
+        out = make_client(base_url=srv.base_url, api_key="k", cache_dir=cache, concurrency=4).complete_many(reqs)
+        assert all(r.ok for r in out) and [r.text for r in out] == [f"echo: item {i}" for i in range(n)]
         resent = {key_of[last_user_text(b)] for b in srv.bodies[before:]}
         assert not resent & done  # nothing completed before the kill was asked again
         assert resent | done == set(key_of.values())  # and everything else was
@@ -194,3 +194,11 @@ def test_tokens_per_minute_limit_spaces_requests(tmp_path):
         assert all(r.ok for r in client.complete_many(reqs))
         # 60 fit the full bucket; the 61st waits for ~1,000 tokens to refill (1 s)
         assert time.monotonic() - t0 >= 0.9 and srv.requests == 61
+
+
+def test_unserialisable_request_fails_alone(tmp_path):
+    good = _requests(2)
+    bad = ChatRequest("judge-m", (Turn("user", "x"),), (("temperature", object()),))  # not JSON
+    with LoopbackServer() as srv:
+        out = _client(srv, tmp_path / "c").complete_many([good[0], bad, good[1]])
+    assert out[0].ok and out[2].ok and not out[1].ok and "unexpected" in out[1].error

@@ -54,4 +54,10 @@ def run(args: argparse.Namespace) -> int:
     stats = dict(getattr(client, "stats", {}))
     if stats:
         print("client: " + json.dumps(stats, sort_keys=True))
+    errors = summary["judgments"]["request_errors"]
+    if errors:
+        import sys
+
+        print(f"harness-ext judge pairwise: {errors} judge request(s) failed after retries and are unscored; "
+              "rerun the same command to retry only those (answers received are cached).", file=sys.stderr)
     return 0 if summary["scored_items"] else 1

@@ -303,6 +303,11 @@ class OpenAIChatClient:
             except _Fatal as exc:
                 self.stats["failures"] += 1
                 return ChatResult(text=None, error=str(exc))
+            except Exception as exc:  # anything else is this request's failure, never the batch's
+                self.stats["failures"] += 1
+                log.debug("unexpected error for one request", exc_info=True)
+                return ChatResult(text=None, error=redact(f"unexpected {type(exc).__name__}: {exc}"[:500],
+                                                          self.__api_key))
         self.stats["failures"] += 1
         return ChatResult(text=None, error=f"gave up after {self.retry.max_retries + 1} attempts: {last}")
 

@@ -51,7 +51,8 @@ def parse_score_pair(reply: str, low: float = 1, high: float = 10) -> tuple[floa
     ...
     harness_ext.judging.parsers.VerdictParseError: empty reply
     """
-    line = next((ln for ln in reply.splitlines() if ln.strip()), None)
+    # A code fence around the reply is formatting, not content: skip lines that are only backticks.
+    line = next((ln for ln in reply.splitlines() if ln.strip().strip("`").strip()), None)
     if line is None:
         raise VerdictParseError("empty reply")
     cleaned = line.strip().strip("*_`#").strip()
