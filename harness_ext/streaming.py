@@ -88,6 +88,9 @@ def _process(block: list[tuple[int, int | None, Any]], threshold: int | None) ->
     out: list[tuple[int, int | None, Example | None, bytes | None, str]] = []
     to_measure: list[int] = []
     texts: list[str] = []
+    # Without dedup, pruned rows travel back as counts only (row order does not matter for them).
+    pruned = 0
+    pruned_sources: Counter[str] = Counter()
     for row, line, payload in block:
         value = parse_jsonl_line(payload, Path(job.where), line or 0) if isinstance(payload, bytes) else payload
         ex = conv.convert(value, row, line)
@@ -99,7 +102,11 @@ def _process(block: list[tuple[int, int | None, Any]], threshold: int | None) ->
         if use_bound:
             bound = unit.upper_bound(text) if sign == 1 else -unit.lower_bound(text)
             if bound < threshold:  # type: ignore[operator]
-                out.append((row, None, None, digest, ex.source))
+                if job.dedup:
+                    out.append((row, None, None, digest, ex.source))
+                else:
+                    pruned += 1
+                    pruned_sources[ex.source] += 1
                 continue
         out.append((row, 0, ex, digest, ex.source))
         to_measure.append(len(out) - 1)
@@ -111,7 +118,7 @@ def _process(block: list[tuple[int, int | None, Any]], threshold: int | None) ->
         # Only examples that could still enter the heap travel back whole.
         keep_ex = job.mode == "all" or threshold is None or key >= threshold
         out[i] = (row, key, ex if keep_ex else None, digest, source)
-    return ("ok", out, conv.drops, conv.rows_read)
+    return ("ok", out, conv.drops, conv.rows_read, pruned, pruned_sources)
 
 
 def _process_safe(block: list[tuple[int, int | None, Any]], threshold: int | None) -> Any:
@@ -194,9 +201,12 @@ def scan(data: str | Path, *, unit: str, count_on: str = "response", mode: str =
         nonlocal threshold
         if reply[0] == "error":
             raise _rebuild_error(reply[1], reply[2])
-        _, rows, drops, read = reply
+        _, rows, drops, read, pruned, pruned_sources = reply
         result.drops.update(drops)
         result.rows_read += read
+        result.pruned += pruned
+        result.pool += pruned
+        result.sources.update(pruned_sources)
         for row, key, ex, digest, source in rows:
             if digest is not None:
                 if digest in seen:
