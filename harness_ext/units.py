@@ -140,7 +140,11 @@ class NltkWordsUnit(Unit):
 
 
 class HfTokensUnit(Unit):
-    """Tokens of a Hugging Face tokenizer (local path or hub name), without special tokens."""
+    """Tokens of a Hugging Face tokenizer (local path or hub name), without special tokens.
+
+    A local folder with a `tokenizer.json` is loaded with the `tokenizers` library alone (fast and
+    light: worker processes stay small); anything else goes through `transformers.AutoTokenizer`.
+    """
 
     def __init__(self, name_or_path: str) -> None:
         if not name_or_path:
@@ -149,8 +153,9 @@ class HfTokensUnit(Unit):
         self.name = "hf-tokens"
         self.spec = f"hf-tokens:{name_or_path}"
         self.source = name_or_path
-        self._tok = _load_hf_tokenizer(name_or_path)
-        backend = getattr(self._tok, "backend_tokenizer", None)
+        self._fast = _load_tokenizer_json(name_or_path)
+        self._tok = None if self._fast is not None else _load_hf_tokenizer(name_or_path)
+        backend = self._fast if self._fast is not None else getattr(self._tok, "backend_tokenizer", None)
         # Fast tokenizers without special tokens never emit more tokens than the UTF-8 bytes of
         # their normalized text, plus one for a prepended space / metaspace marker: byte-level
         # BPE emits >= 1 byte per token, SentencePiece-style models >= 1 character or one
@@ -159,11 +164,13 @@ class HfTokensUnit(Unit):
         self.has_upper_bound = backend is not None
 
     def count(self, text: str) -> int:
-        return len(self._tok(text, add_special_tokens=False)["input_ids"])
+        return self.count_many([text])[0]
 
     def count_many(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
+        if self._fast is not None:
+            return [len(e.ids) for e in self._fast.encode_batch(list(texts), add_special_tokens=False)]
         ids = self._tok(list(texts), add_special_tokens=False)["input_ids"]
         return [len(x) for x in ids]
 
@@ -171,6 +178,21 @@ class HfTokensUnit(Unit):
         if self._normalizer is not None:
             text = self._normalizer.normalize_str(text)
         return len(text.encode("utf-8")) + 2
+
+
+def _load_tokenizer_json(name_or_path: str) -> Any:
+    """A `tokenizers.Tokenizer` from <folder>/tokenizer.json, or None when there is none."""
+    from pathlib import Path
+
+    file = Path(name_or_path) / "tokenizer.json"
+    if not file.is_file():
+        return None
+    tokenizers = require("tokenizers", extra="generate", purpose="The hf-tokens unit")
+    try:
+        return tokenizers.Tokenizer.from_file(str(file))
+    except Exception as exc:  # the Rust side raises a plain Exception for a malformed file
+        raise ConfigError(f"Could not read the tokenizer file {file}: {exc}",
+                          hint="point hf-tokens: at a folder saved by save_pretrained().") from None
 
 
 def _load_hf_tokenizer(name_or_path: str) -> Any:
