@@ -181,3 +181,20 @@ def test_streaming_pruned_parallel_equals_plain_sort(tmp_path, mode, monkeypatch
     full = scan(p, unit="nltk-words", mode=mode, k=100, workers=1, prune=False)
     assert [ex.row for ex, _ in full.kept] == expected and full.pruned == 0
     assert sum(full.lengths.values()) == len(rows)
+
+
+def test_select_reads_parquet_and_fastchat_files(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    _, rows = pool_file(tmp_path, n=12)
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "p.parquet")
+    rep = select_to_dir(tmp_path / "p.parquet", tmp_path / "out", strategy="longest", k=3, unit="words")
+    expected = sorted(range(12), key=lambda i: (-wlen(rows[i]), i))[:3]
+    assert [r["row"] for r in selected(tmp_path / "out")] == sorted(expected)
+    assert rep["options"]["format"] == "alpaca"
+    conv = [{"id": f"c{i}", "conversations": [{"from": "human", "value": r["instruction"]},
+                                               {"from": "gpt", "value": r["output"]}]} for i, r in enumerate(rows)]
+    (tmp_path / "fc.json").write_text(json.dumps(conv))
+    select_to_dir(tmp_path / "fc.json", tmp_path / "out2", strategy="longest", k=3, unit="words")
+    assert [r["id"] for r in selected(tmp_path / "out2")] == [f"c{i}" for i in sorted(expected)]
