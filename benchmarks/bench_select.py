@@ -105,7 +105,6 @@ def make_synthetic(path: Path, n: int, seed: int = 0) -> None:
 
 def make_tokenizer(out: Path, sample: Path) -> None:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     texts = []
     with open(sample, encoding="utf-8") as f:
@@ -119,7 +118,8 @@ def make_tokenizer(out: Path, sample: Path) -> None:
     trainer = trainers.BpeTrainer(vocab_size=2000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer)
-    PreTrainedTokenizerFast(tokenizer_object=tok).save_pretrained(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save(str(out / "tokenizer.json"))  # all the hf-tokens unit needs from a local folder
 
 
 # ---------------------------------------------------------------- main
