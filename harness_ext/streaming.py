@@ -91,8 +91,9 @@ def _process(block: list[tuple[int, int | None, Any]], threshold: int | None) ->
     # Without dedup, pruned rows travel back as counts only (row order does not matter for them).
     pruned = 0
     pruned_sources: Counter[str] = Counter()
+    where = Path(job.where)
     for row, line, payload in block:
-        value = parse_jsonl_line(payload, Path(job.where), line or 0) if isinstance(payload, bytes) else payload
+        value = parse_jsonl_line(payload, where, line or 0) if isinstance(payload, bytes) else payload
         ex = conv.convert(value, row, line)
         if ex is None:
             continue
