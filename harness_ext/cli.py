@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "mt-bench": "harness_ext.commands.mt_bench",
     "score": "harness_ext.commands.score",
     "refine": "harness_ext.commands.refine",
+    "select": "harness_ext.commands.select",
 }
 
 
