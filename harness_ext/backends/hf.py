@@ -136,9 +136,9 @@ class HFBackend:
         validate_params(params)
         prompts = [self.prompter.encode(c) for c in conversations]
         eos_ids = self._eos_ids(params.stop)
-        text_stops = [s for s in (*self.prompter.stop, *params.stop) if s]
-        # Single-token stops are already end-of-sequence ids; the rest need a text criterion.
-        stops = [s for s in text_stops if not self.prompter.single_token_ids([s])]
+        # Single-token stops are also end-of-sequence ids (so min_new_tokens holds them back), but
+        # their text can also appear inside a longer token, so every stop gets the text criterion.
+        stops = [s for s in (*self.prompter.stop, *params.stop) if s]
         set_seed(params.seed)
         # Longest first: a batch that does not fit in memory fails at once, not after an hour.
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
@@ -172,7 +172,7 @@ class HFBackend:
                 )
             new_tokens = out[:, width:].tolist()
             for row, i in enumerate(idx):
-                results[i] = self._completion(new_tokens[row], len(prompts[i]), cap, eos_ids, text_stops)
+                results[i] = self._completion(new_tokens[row], len(prompts[i]), cap, eos_ids, stops)
         return [r for r in results if r is not None]
 
     def _completion(
@@ -182,6 +182,8 @@ class HFBackend:
         answer = tokens if eos_at is None else tokens[:eos_at]
         text = self.tokenizer.decode(answer, skip_special_tokens=False)
         text, stopped = trim_at_stop(text, stops)
+        if stopped:  # count the tokens generated up to the one that completed the stop string
+            answer = answer[: self._tokens_until_stop(answer, stops)]
         text = self._strip_special(text)
         if eos_at is not None or stopped:
             reason = "stop"
@@ -189,6 +191,16 @@ class HFBackend:
             reason = "length" if len(answer) >= cap else "stop"
         return Completion(text=text.strip(), prompt_tokens=prompt_tokens,
                           completion_tokens=len(answer), finish_reason=reason)
+
+    def _tokens_until_stop(self, tokens: list[int], stops: Sequence[str]) -> int:
+        lo, hi = 1, len(tokens)
+        while lo < hi:  # smallest prefix whose text contains a stop string
+            mid = (lo + hi) // 2
+            if trim_at_stop(self.tokenizer.decode(tokens[:mid], skip_special_tokens=False), stops)[1]:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
 
     def _strip_special(self, text: str) -> str:
         for tok in self.tokenizer.all_special_tokens:
