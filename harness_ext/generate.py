@@ -57,9 +57,9 @@ def _make_backend(backend: str, model: str | Path, prompt_format: str | None, ba
     from harness_ext.backends import get_backend
 
     opts = dict(options or {})
-    if prompt_format:
-        opts.setdefault("prompt_format", prompt_format)
-    if backend in ("hf", "vllm"):
+    if backend in ("hf", "vllm"):  # local backends render prompts; an API server applies its own template
+        if prompt_format:
+            opts.setdefault("prompt_format", prompt_format)
         opts.setdefault("batch_size", batch_size)
     return get_backend(backend, str(model), **opts)
 
