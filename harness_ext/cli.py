@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "score": "harness_ext.commands.score",
     "refine": "harness_ext.commands.refine",
     "select": "harness_ext.commands.select",
+    "generate": "harness_ext.commands.generate",
 }
 
 
