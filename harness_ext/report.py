@@ -95,6 +95,7 @@ def build_report(runner: ExperimentRunner, out: Path) -> Path:
         with_paper,
     )
     from harness_ext.leaderboard.model import today
+    from harness_ext.runner import answers_path
 
     cfg = runner.cfg
     pipe = runner.pipe
@@ -130,9 +131,7 @@ def build_report(runner: ExperimentRunner, out: Path) -> Path:
         if card and card.get("neftune_alpha") is not None:
             entry.neftune_alpha = float(card["neftune_alpha"])
         for suite in cfg.generate.suites:
-            from harness_ext.generate import answers_file
-
-            answers = answers_file(pipe.out_dir(f"generate:{arm.name}") / suite, suite)
+            answers = answers_path(pipe.out_dir(f"generate:{arm.name}"), suite)
             if not answers.is_file():
                 continue
             prov = Provenance(date=date, source=str(answers), sha256=sha256_file(answers), importer="report")

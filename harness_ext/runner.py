@@ -40,6 +40,12 @@ def resolve_data_path(path: str, base: Path) -> str:
     return str((base / path).resolve())
 
 
+def answers_path(gen_dir: Path, suite: str) -> Path:
+    """The per-prompt answers (id, instruction, output, dataset, generator) of one suite, which the
+    pairwise judge reads; written by generate_suite for every single-turn suite."""
+    return gen_dir / suite / "outputs.jsonl"
+
+
 class ExperimentRunner:
     """Builds and runs the stages of one experiment in `run_dir`."""
 
@@ -208,9 +214,7 @@ class ExperimentRunner:
         return self.pipe
 
     def _answers(self, gen_stage: str, suite: str) -> Path:
-        from harness_ext.generate import answers_file
-
-        return answers_file(self.pipe.out_dir(gen_stage) / suite, suite)
+        return answers_path(self.pipe.out_dir(gen_stage), suite)
 
     def run(self) -> Pipeline:
         self.build()
