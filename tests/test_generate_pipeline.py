@@ -114,16 +114,52 @@ def test_explicit_temperature_overrides_category_temperatures(mt_file, tmp_path)
     assert {p.temperature for _, p in backend.calls} == {0.3}
 
 
-def test_pairwise_limit_is_per_test_set(shared_data, tmp_path):
+@pytest.fixture
+def testsets(tmp_path):
+    """Three rows per pairwise test set, each file with its own field names."""
+    root = tmp_path / "testsets"
+    root.mkdir()
+    sets = {
+        "lima_test.jsonl": [{"conversations": [f"LIMA prompt {i}"], "source": ""} for i in range(3)],
+        "vicuna_test_set.jsonl": [{"question_id": i + 1, "text": f"Vicuna prompt {i}", "category": "generic"}
+                                  for i in range(3)],
+        "koala_test_set.jsonl": [{"id": f"koala_{i}", "prompt": f"Koala prompt {i}"} for i in range(3)],
+        "wizardlm_test_set.jsonl": [{"idx": i + 1, "Skill": "Math", "Difficulty": 1, "Instruction": f"Wiz {i}"}
+                                    for i in range(3)],
+        "sinstruct_test_set.jsonl": [{"id": f"user_oriented_task_{i}", "motivation_app": "x", "instruction": f"SI {i}",
+                                      "instances": [{"input": "", "output": ""}]} for i in range(3)],
+    }
+    for name, rows in sets.items():
+        write_jsonl(root / name, rows)
+    return root
+
+
+def test_pairwise_writes_every_set_and_limit_is_per_set(testsets, tmp_path):
     backend = ScriptedBackend()
-    main = generate_suite("m", "pairwise", tmp_path / "pw", data=shared_data, backend_obj=backend, limit=2,
+    main = generate_suite("m", "pairwise", tmp_path / "pw", data=testsets, backend_obj=backend, limit=2,
                           progress=False)
     rows = read_jsonl(main)
     assert [r["dataset"] for r in rows] == ["lima"] * 2 + ["vicuna"] * 2 + ["koala"] * 2 + ["wizardlm"] * 2 + [
         "sinstruct"] * 2
-    assert rows[4]["id"] == "koala_0"
+    assert [r["id"] for r in rows][4:6] == ["koala_0", "koala_1"]
+    assert all(r["output"].startswith("answer to: ") and r["generator"] == "m" for r in rows)
     alpaca_style = read_json(tmp_path / "pw" / "model_outputs.json")
     assert [r["instruction"] for r in alpaca_style] == [r["instruction"] for r in rows]
+    meta = read_json(tmp_path / "pw" / "generation_meta.json")
+    assert set(meta["per_dataset"]) == {"lima", "vicuna", "koala", "wizardlm", "sinstruct"}
+
+
+@pytest.mark.parametrize("suite,rows,main_name", [
+    ("demo", [{"id": "demo-eval-001", "instruction": "Name a prime.", "category": "math"}], "outputs.jsonl"),
+    ("demo_mt", [{"question_id": 1, "category": "writing", "turns": ["Write a line.", "Shorter."]}],
+     "model_answer/m.jsonl"),
+    ("koala", [{"id": "koala_0", "prompt": "List films."}], "outputs.jsonl"),
+])
+def test_demo_and_single_set_suites_write_their_files(suite, rows, main_name, tmp_path):
+    data = write_jsonl(tmp_path / "in.jsonl", rows)
+    main = generate_suite("m", suite, tmp_path / "o", data=data, backend_obj=ScriptedBackend(), progress=False)
+    assert main == tmp_path / "o" / main_name
+    assert len(read_jsonl(main)) == 1
 
 
 def test_rerun_resumes_and_skips_answered_prompts(alpaca_file, tmp_path):
