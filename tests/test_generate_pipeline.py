@@ -239,3 +239,28 @@ def test_cli_generates_with_min_new_tokens_and_reports_bad_input(tiny_model_dir,
     assert bad.stderr.strip().splitlines() == [
         bad.stderr.strip().splitlines()[0]] and "Did you mean 'alpaca_eval'" in bad.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_answers_are_read_by_our_judging_stages(mt_file, testsets, tmp_path):
+    """The MT-Bench judge reads model_answer/<id>.jsonl and the pairwise judge pairs outputs.jsonl
+    files of two models, both unchanged."""
+    from harness_ext.judging.mtbench_data import load_answers, load_questions
+    from harness_ext.judging.outputs import load_outputs, match_outputs
+
+    generate_suite("m", "mt_bench", tmp_path / "mt", data=mt_file, backend_obj=ScriptedBackend(), progress=False)
+    questions = load_questions(mt_file)
+    answers = load_answers(tmp_path / "mt" / "model_answer", ["m"], questions)["m"]
+    assert answers[111][0].startswith("answer to: What is 2+2?") and len(answers[111]) == 2
+    paths = [generate_suite(name, "pairwise", tmp_path / name, data=testsets, backend_obj=ScriptedBackend(),
+                            progress=False) for name in ("model-a", "model-b")]
+    pairs, counts = match_outputs(load_outputs(paths[0]), load_outputs(paths[1]))
+    assert counts["matched"] == 15 and counts["matched_on_dataset"] == 1
+    assert all(a.instruction == b.instruction and a.generator == "model-a" for a, b in pairs)
+
+
+def test_bundled_demo_suites_generate_without_data(tmp_path):
+    main = generate_suite("m", "demo", tmp_path / "d", backend_obj=ScriptedBackend(), limit=3, progress=False)
+    assert [r["dataset"] for r in read_jsonl(main)] == ["demo"] * 3
+    mt = generate_suite("m", "demo_mt", tmp_path / "dm", backend_obj=ScriptedBackend(), limit=2, progress=False)
+    rows = read_jsonl(mt)
+    assert len(rows) == 2 and all(len(r["choices"][0]["turns"]) == 2 for r in rows)
