@@ -177,7 +177,9 @@ def _answer(items: list[SuiteItem], engine: Backend, params: SamplingParams, ans
     prompter = getattr(engine, "prompter", None)
     window = getattr(prompter, "context_length", None)
     limit_tokens, _ = budget(window, params.max_new_tokens)
-    chunk = getattr(engine, "chunk_size", None) or max(4 * batch_size, 32)
+    # Prompts per backend call: each call's answers are logged when it returns. Local backends
+    # length-sort within a call; API backends (no prompter) run a call's requests concurrently.
+    chunk = getattr(engine, "chunk_size", None) or (max(4 * batch_size, 32) if prompter is not None else 256)
 
     def record(item: SuiteItem, turn: int, **fields: Any) -> None:
         rec = {"config": fingerprint, "dataset": item.dataset, "id": item.id, "turn": turn,

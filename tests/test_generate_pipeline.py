@@ -11,7 +11,7 @@ from harness_ext.artifacts import read_json, read_jsonl
 from harness_ext.errors import ConfigError
 from harness_ext.generate import MT_BENCH_TEMPERATURES, generate_suite
 from harness_ext.records import SamplingParams
-from tests.conftest import run_cli
+from tests.conftest import cli_env, run_cli
 from tests.gen_helpers import ScriptedBackend, build_eos_heavy_model
 
 
@@ -264,3 +264,26 @@ def test_bundled_demo_suites_generate_without_data(tmp_path):
     mt = generate_suite("m", "demo_mt", tmp_path / "dm", backend_obj=ScriptedBackend(), limit=2, progress=False)
     rows = read_jsonl(mt)
     assert len(rows) == 2 and all(len(r["choices"][0]["turns"]) == 2 for r in rows)
+
+
+def test_cli_openai_backend_against_a_loopback_server(mt_file, tmp_path):
+    """`--backend openai` through the CLI: MT-Bench turn 2 carries the server's own turn-1 answer,
+    and the API key appears in no output file."""
+    from tests.openai_server import LoopbackServer, last_user_text
+
+    key = "sk-test-secret-123"
+    with LoopbackServer(reply=lambda body: "reply to " + last_user_text(body), api_key=key) as srv:
+        res = run_cli("generate", "--model", "served-model", "--backend", "openai", "--base-url", srv.base_url,
+                      "--suite", "mt_bench", "--data", str(mt_file), "--out", str(tmp_path / "o"), "--no-progress",
+                      env=cli_env(OPENAI_API_KEY=key))
+        bodies = list(srv.bodies)
+    assert res.returncode == 0, res.stderr
+    rows = read_jsonl(tmp_path / "o" / "model_answer" / "served-model.jsonl")
+    assert rows[1]["choices"][0]["turns"] == ["reply to What is 2+2?", "reply to And 3+3?"]
+    second = next(b for b in bodies if b["messages"][-1]["content"] == "And 3+3?")
+    assert [m["role"] for m in second["messages"]] == ["user", "assistant", "user"]
+    assert second["messages"][1]["content"] == "reply to What is 2+2?"
+    assert {b["temperature"] for b in bodies} == {0.7, 0.0}  # FastChat's per-category temperatures
+    for f in (tmp_path / "o").rglob("*"):
+        if f.is_file():
+            assert key not in f.read_text(encoding="utf-8")
