@@ -287,3 +287,15 @@ def test_cli_openai_backend_against_a_loopback_server(mt_file, tmp_path):
     for f in (tmp_path / "o").rglob("*"):
         if f.is_file():
             assert key not in f.read_text(encoding="utf-8")
+
+
+def test_answers_file_names_the_main_output(mt_file, alpaca_file, tmp_path):
+    from harness_ext.generate import answers_file
+
+    assert answers_file(tmp_path / "none", "alpaca_eval") == tmp_path / "none" / "model_outputs.json"
+    assert answers_file(tmp_path / "none", "pairwise") == tmp_path / "none" / "outputs.jsonl"
+    for suite, data in (("mt_bench", mt_file), ("alpaca_eval", alpaca_file)):
+        main = generate_suite("m", suite, tmp_path / suite, data=data, backend_obj=ScriptedBackend(), progress=False)
+        assert answers_file(tmp_path / suite, suite) == main
+        (tmp_path / suite / "generation_meta.json").unlink()  # inferred from the suite and the files
+        assert answers_file(tmp_path / suite, suite) == main
