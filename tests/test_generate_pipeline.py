@@ -299,3 +299,14 @@ def test_answers_file_names_the_main_output(mt_file, alpaca_file, tmp_path):
         assert answers_file(tmp_path / suite, suite) == main
         (tmp_path / suite / "generation_meta.json").unlink()  # inferred from the suite and the files
         assert answers_file(tmp_path / suite, suite) == main
+
+
+def test_mt_bench_with_the_tiny_model(tiny_model_dir, mt_file, tmp_path):
+    from harness_ext.judging.mtbench_data import load_answers, load_questions
+
+    main = generate_suite(tiny_model_dir, "mt_bench", tmp_path / "mt", data=mt_file, model_id="tiny",
+                          params=SamplingParams(max_new_tokens=4), progress=False)
+    answers = load_answers(main.parent, ["tiny"], load_questions(mt_file))["tiny"]
+    assert sorted(answers) == [81, 111, 131, 150] and all(len(t) == 2 for t in answers.values())
+    meta = read_json(tmp_path / "mt" / "generation_meta.json")
+    assert meta["answered_turns"] == 8 and meta["category_temperatures"]["writing"] == 0.7
