@@ -81,7 +81,7 @@ def write_outputs(out: Path, suite: Suite, items: list[SuiteItem], done: dict[tu
         per_dataset[ds] = summarize([r for r in records if r["dataset"] == ds])
     meta_doc = provenance(
         stage="generate", **meta, items=len(items), answered_items=len(complete),
-        skipped=skipped, outputs=files, **stats, per_dataset=per_dataset,
+        skipped=skipped, main_output=str(main.relative_to(out)), outputs=files, **stats, per_dataset=per_dataset,
     )
     atomic_write_json(out / META_NAME, meta_doc)
     return main

@@ -21,8 +21,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness_ext.answers import write_outputs
-from harness_ext.artifacts import AppendLog, sha256_file, stable_hash
+from harness_ext.answers import META_NAME, write_outputs
+from harness_ext.artifacts import AppendLog, read_json, sha256_file, stable_hash
 from harness_ext.backends.prompting import budget
 from harness_ext.errors import ConfigError
 from harness_ext.length import apply_length_prompt, resolve_length_prompt
@@ -125,6 +125,33 @@ def generate_suite(
     return write_outputs(out, loaded, items, done, model_id, meta)
 
 
+def answers_file(out: str | Path, suite: str) -> Path:
+    """The main answer file `generate_suite(..., suite, out)` writes (or wrote) into `out`.
+
+    Read from the run's generation_meta.json when present; otherwise inferred from the suite:
+    model_outputs.json for alpaca_eval, the one model_answer/*.jsonl for MT-Bench-style suites,
+    outputs.jsonl for the rest. The file may not exist yet.
+    """
+    out = Path(out)
+    meta = out / META_NAME
+    if meta.is_file():
+        main = read_json(meta).get("main_output")
+        if isinstance(main, str):
+            return out / main
+    if suite == "alpaca_eval":
+        return out / "model_outputs.json"
+    answer_dir = out / "model_answer"
+    if suite in ("mt_bench", "demo_mt") or answer_dir.is_dir():
+        found = sorted(answer_dir.glob("*.jsonl")) if answer_dir.is_dir() else []
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise ConfigError(f"{answer_dir} holds answers of several models ({', '.join(f.stem for f in found)}).",
+                              hint="point at one model_answer/<model_id>.jsonl file.")
+        return answer_dir / "answers.jsonl"
+    return out / "outputs.jsonl"
+
+
 def _limited(suite: Suite, limit: int | None) -> list[SuiteItem]:
     """The first `limit` items; for the pairwise suite, the first `limit` of each test set, so a
     quick run still covers all five."""
@@ -177,7 +204,9 @@ def _answer(items: list[SuiteItem], engine: Backend, params: SamplingParams, ans
     prompter = getattr(engine, "prompter", None)
     window = getattr(prompter, "context_length", None)
     limit_tokens, _ = budget(window, params.max_new_tokens)
-    chunk = getattr(engine, "chunk_size", None) or max(4 * batch_size, 32)
+    # Prompts per backend call: each call's answers are logged when it returns. Local backends
+    # length-sort within a call; API backends (no prompter) run a call's requests concurrently.
+    chunk = getattr(engine, "chunk_size", None) or (max(4 * batch_size, 32) if prompter is not None else 256)
 
     def record(item: SuiteItem, turn: int, **fields: Any) -> None:
         rec = {"config": fingerprint, "dataset": item.dataset, "id": item.id, "turn": turn,

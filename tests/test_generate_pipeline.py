@@ -11,7 +11,7 @@ from harness_ext.artifacts import read_json, read_jsonl
 from harness_ext.errors import ConfigError
 from harness_ext.generate import MT_BENCH_TEMPERATURES, generate_suite
 from harness_ext.records import SamplingParams
-from tests.conftest import run_cli
+from tests.conftest import cli_env, run_cli
 from tests.gen_helpers import ScriptedBackend, build_eos_heavy_model
 
 
@@ -114,16 +114,52 @@ def test_explicit_temperature_overrides_category_temperatures(mt_file, tmp_path)
     assert {p.temperature for _, p in backend.calls} == {0.3}
 
 
-def test_pairwise_limit_is_per_test_set(shared_data, tmp_path):
+@pytest.fixture
+def testsets(tmp_path):
+    """Three rows per pairwise test set, each file with its own field names."""
+    root = tmp_path / "testsets"
+    root.mkdir()
+    sets = {
+        "lima_test.jsonl": [{"conversations": [f"LIMA prompt {i}"], "source": ""} for i in range(3)],
+        "vicuna_test_set.jsonl": [{"question_id": i + 1, "text": f"Vicuna prompt {i}", "category": "generic"}
+                                  for i in range(3)],
+        "koala_test_set.jsonl": [{"id": f"koala_{i}", "prompt": f"Koala prompt {i}"} for i in range(3)],
+        "wizardlm_test_set.jsonl": [{"idx": i + 1, "Skill": "Math", "Difficulty": 1, "Instruction": f"Wiz {i}"}
+                                    for i in range(3)],
+        "sinstruct_test_set.jsonl": [{"id": f"user_oriented_task_{i}", "motivation_app": "x", "instruction": f"SI {i}",
+                                      "instances": [{"input": "", "output": ""}]} for i in range(3)],
+    }
+    for name, rows in sets.items():
+        write_jsonl(root / name, rows)
+    return root
+
+
+def test_pairwise_writes_every_set_and_limit_is_per_set(testsets, tmp_path):
     backend = ScriptedBackend()
-    main = generate_suite("m", "pairwise", tmp_path / "pw", data=shared_data, backend_obj=backend, limit=2,
+    main = generate_suite("m", "pairwise", tmp_path / "pw", data=testsets, backend_obj=backend, limit=2,
                           progress=False)
     rows = read_jsonl(main)
     assert [r["dataset"] for r in rows] == ["lima"] * 2 + ["vicuna"] * 2 + ["koala"] * 2 + ["wizardlm"] * 2 + [
         "sinstruct"] * 2
-    assert rows[4]["id"] == "koala_0"
+    assert [r["id"] for r in rows][4:6] == ["koala_0", "koala_1"]
+    assert all(r["output"].startswith("answer to: ") and r["generator"] == "m" for r in rows)
     alpaca_style = read_json(tmp_path / "pw" / "model_outputs.json")
     assert [r["instruction"] for r in alpaca_style] == [r["instruction"] for r in rows]
+    meta = read_json(tmp_path / "pw" / "generation_meta.json")
+    assert set(meta["per_dataset"]) == {"lima", "vicuna", "koala", "wizardlm", "sinstruct"}
+
+
+@pytest.mark.parametrize("suite,rows,main_name", [
+    ("demo", [{"id": "demo-eval-001", "instruction": "Name a prime.", "category": "math"}], "outputs.jsonl"),
+    ("demo_mt", [{"question_id": 1, "category": "writing", "turns": ["Write a line.", "Shorter."]}],
+     "model_answer/m.jsonl"),
+    ("koala", [{"id": "koala_0", "prompt": "List films."}], "outputs.jsonl"),
+])
+def test_demo_and_single_set_suites_write_their_files(suite, rows, main_name, tmp_path):
+    data = write_jsonl(tmp_path / "in.jsonl", rows)
+    main = generate_suite("m", suite, tmp_path / "o", data=data, backend_obj=ScriptedBackend(), progress=False)
+    assert main == tmp_path / "o" / main_name
+    assert len(read_jsonl(main)) == 1
 
 
 def test_rerun_resumes_and_skips_answered_prompts(alpaca_file, tmp_path):
@@ -203,3 +239,74 @@ def test_cli_generates_with_min_new_tokens_and_reports_bad_input(tiny_model_dir,
     assert bad.stderr.strip().splitlines() == [
         bad.stderr.strip().splitlines()[0]] and "Did you mean 'alpaca_eval'" in bad.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_answers_are_read_by_our_judging_stages(mt_file, testsets, tmp_path):
+    """The MT-Bench judge reads model_answer/<id>.jsonl and the pairwise judge pairs outputs.jsonl
+    files of two models, both unchanged."""
+    from harness_ext.judging.mtbench_data import load_answers, load_questions
+    from harness_ext.judging.outputs import load_outputs, match_outputs
+
+    generate_suite("m", "mt_bench", tmp_path / "mt", data=mt_file, backend_obj=ScriptedBackend(), progress=False)
+    questions = load_questions(mt_file)
+    answers = load_answers(tmp_path / "mt" / "model_answer", ["m"], questions)["m"]
+    assert answers[111][0].startswith("answer to: What is 2+2?") and len(answers[111]) == 2
+    paths = [generate_suite(name, "pairwise", tmp_path / name, data=testsets, backend_obj=ScriptedBackend(),
+                            progress=False) for name in ("model-a", "model-b")]
+    pairs, counts = match_outputs(load_outputs(paths[0]), load_outputs(paths[1]))
+    assert counts["matched"] == 15 and counts["matched_on_dataset"] == 1
+    assert all(a.instruction == b.instruction and a.generator == "model-a" for a, b in pairs)
+
+
+def test_bundled_demo_suites_generate_without_data(tmp_path):
+    main = generate_suite("m", "demo", tmp_path / "d", backend_obj=ScriptedBackend(), limit=3, progress=False)
+    assert [r["dataset"] for r in read_jsonl(main)] == ["demo"] * 3
+    mt = generate_suite("m", "demo_mt", tmp_path / "dm", backend_obj=ScriptedBackend(), limit=2, progress=False)
+    rows = read_jsonl(mt)
+    assert len(rows) == 2 and all(len(r["choices"][0]["turns"]) == 2 for r in rows)
+
+
+def test_cli_openai_backend_against_a_loopback_server(mt_file, tmp_path):
+    """`--backend openai` through the CLI: MT-Bench turn 2 carries the server's own turn-1 answer,
+    and the API key appears in no output file."""
+    from tests.openai_server import LoopbackServer, last_user_text
+
+    key = "sk-test-secret-123"
+    with LoopbackServer(reply=lambda body: "reply to " + last_user_text(body), api_key=key) as srv:
+        res = run_cli("generate", "--model", "served-model", "--backend", "openai", "--base-url", srv.base_url,
+                      "--suite", "mt_bench", "--data", str(mt_file), "--out", str(tmp_path / "o"), "--no-progress",
+                      env=cli_env(OPENAI_API_KEY=key))
+        bodies = list(srv.bodies)
+    assert res.returncode == 0, res.stderr
+    rows = read_jsonl(tmp_path / "o" / "model_answer" / "served-model.jsonl")
+    assert rows[1]["choices"][0]["turns"] == ["reply to What is 2+2?", "reply to And 3+3?"]
+    second = next(b for b in bodies if b["messages"][-1]["content"] == "And 3+3?")
+    assert [m["role"] for m in second["messages"]] == ["user", "assistant", "user"]
+    assert second["messages"][1]["content"] == "reply to What is 2+2?"
+    assert {b["temperature"] for b in bodies} == {0.7, 0.0}  # FastChat's per-category temperatures
+    for f in (tmp_path / "o").rglob("*"):
+        if f.is_file():
+            assert key not in f.read_text(encoding="utf-8")
+
+
+def test_answers_file_names_the_main_output(mt_file, alpaca_file, tmp_path):
+    from harness_ext.generate import answers_file
+
+    assert answers_file(tmp_path / "none", "alpaca_eval") == tmp_path / "none" / "model_outputs.json"
+    assert answers_file(tmp_path / "none", "pairwise") == tmp_path / "none" / "outputs.jsonl"
+    for suite, data in (("mt_bench", mt_file), ("alpaca_eval", alpaca_file)):
+        main = generate_suite("m", suite, tmp_path / suite, data=data, backend_obj=ScriptedBackend(), progress=False)
+        assert answers_file(tmp_path / suite, suite) == main
+        (tmp_path / suite / "generation_meta.json").unlink()  # inferred from the suite and the files
+        assert answers_file(tmp_path / suite, suite) == main
+
+
+def test_mt_bench_with_the_tiny_model(tiny_model_dir, mt_file, tmp_path):
+    from harness_ext.judging.mtbench_data import load_answers, load_questions
+
+    main = generate_suite(tiny_model_dir, "mt_bench", tmp_path / "mt", data=mt_file, model_id="tiny",
+                          params=SamplingParams(max_new_tokens=4), progress=False)
+    answers = load_answers(main.parent, ["tiny"], load_questions(mt_file))["tiny"]
+    assert sorted(answers) == [81, 111, 131, 150] and all(len(t) == 2 for t in answers.values())
+    meta = read_json(tmp_path / "mt" / "generation_meta.json")
+    assert meta["answered_turns"] == 8 and meta["category_temperatures"]["writing"] == 0.7
