@@ -20,7 +20,8 @@ def test_match_on_dataset_and_instruction_or_instruction_alone(tmp_path):
         {"id": "y", "instruction": "q3", "output": "b3", "dataset": "lima"}], fmt="jsonl")
     pairs, counts = match_outputs(load_outputs(a), load_outputs(b))
     assert [(x.output, y.output) for x, y in pairs] == [("a1v", "b1")]
-    assert counts == {"a": 3, "b": 2, "matched": 1, "only_in_a": 2, "only_in_b": 1, "matched_on_dataset": 1}
+    assert counts == {"a": 3, "b": 2, "matched": 1, "only_in_a": 2, "only_in_b": 1, "matched_on_dataset": 1,
+                      "matched_on_id": 0}
     c = write_outputs(tmp_path / "c.jsonl", [{"instruction": "q2", "output": "c2"}], fmt="jsonl")
     with pytest.raises(InputError, match="duplicate instruction"):  # without datasets q1 appears twice in a
         match_outputs(load_outputs(a), load_outputs(c))
@@ -63,3 +64,25 @@ def test_render_keeps_braces_and_placeholder_names_literal():
     assert pairwise_answers(user) == ("uses {tag} {question}", "plain")
     # the nonce depends on the content, so swapping the answers gives another tag, and both orders differ
     assert tpl.render("q", "a", "b")[-1].content != tpl.render("q", "b", "a")[-1].content
+
+
+def test_repeated_instruction_under_two_ids_matches_by_id(tmp_path):
+    # The paper's WizardLM test copy asks one instruction twice (two ids); our outputs carry ids.
+    import json
+
+    from harness_ext.judging.outputs import load_outputs, match_outputs
+
+    def write(name, answers):
+        p = tmp_path / name
+        p.write_text("".join(json.dumps({"id": i, "dataset": "wizardlm", "instruction": q, "output": o}) + "\n"
+                             for i, q, o in answers))
+        return p
+
+    a = write("a.jsonl", [("20", "Same question?", "a20"), ("27", "Same question?", "a27")])
+    b = write("b.jsonl", [("27", "Same question?", "b27"), ("20", "Same question?", "b20")])
+    pairs, counts = match_outputs(load_outputs(a), load_outputs(b))
+    assert [(x.output, y.output) for x, y in pairs] == [("a20", "b20"), ("a27", "b27")]
+    assert counts["matched_on_id"] == 1
+    c = write("c.jsonl", [("20", "Other question?", "c20")])
+    with pytest.raises(InputError, match="same id '20' but different instructions"):
+        match_outputs(load_outputs(a), load_outputs(c))
