@@ -76,6 +76,10 @@ class JudgeSpec:
     concurrency: int = _help("parallel requests to the endpoint", 32)
     rule: str = _help("pairwise aggregation rule: paper or fastchat", "paper")
     max_new_tokens: int = _help("judge reply length cap (local judge)", 128)
+    mt_bench_prompts: str | None = _help("FastChat's judge_prompts.jsonl: judges the mt_bench suite (single-answer 1-10)", None)
+    mt_bench_references: str | None = _help("FastChat's reference_answer/gpt-4.jsonl (math, reasoning, coding)", None)
+    alpaca_eval_reference: str | None = _help("reference model_outputs.json: judges the alpaca_eval suite with the alpaca_eval CLI", None)
+    alpaca_eval_config: str = _help("annotator folder from judges/alpaca_eval/", "harness_pairwise")
 
 
 @dataclass

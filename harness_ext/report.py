@@ -105,7 +105,7 @@ def build_report(runner: ExperimentRunner, out: Path) -> Path:
 
     # Pairwise head-to-heads (both orders) first: they name the models by arm.
     for a, b in cfg.compare:
-        for suite in cfg.generate.suites:
+        for suite in runner.pairwise_suites():
             summary_path = pipe.out_dir(f"judge:{a}-vs-{b}") / suite / "summary.json"
             summary = _read_json(summary_path)
             if summary is None:
@@ -130,7 +130,7 @@ def build_report(runner: ExperimentRunner, out: Path) -> Path:
         card = _read_json(pipe.out_dir(f"train:{arm.name}") / "training_config.json") if arm.train else None
         if card and card.get("neftune_alpha") is not None:
             entry.neftune_alpha = float(card["neftune_alpha"])
-        for suite in cfg.generate.suites:
+        for suite in runner.pairwise_suites():
             answers = answers_path(pipe.out_dir(f"generate:{arm.name}"), suite)
             if not answers.is_file():
                 continue
@@ -143,6 +143,13 @@ def build_report(runner: ExperimentRunner, out: Path) -> Path:
             score = _ifs(answers)
             if score is not None:
                 entry.metrics.append(Metric("ifs", "ifs", round(score, 4), prov, test_set=suite, n=stats["n"]))
+        mt = sorted(pipe.out_dir(f"mt_bench:{arm.name}").glob("model_judgment/*_single.jsonl"))
+        if mt:
+            add_results(board, mt[0], kind="mt_bench", model=arm.name, prefer="incoming", date=date)
+        ae = pipe.out_dir(f"alpaca_eval:{arm.name}") / "alpaca_eval"
+        ann = sorted(ae.rglob("annotations.json")) if ae.is_dir() else []
+        if ann:
+            add_results(board, ann[0], kind="alpaca_eval_annotations", name=arm.name, prefer="incoming", date=date)
         if cfg.lm_eval and cfg.lm_eval.tasks:
             results = sorted((pipe.out_dir(f"lm_eval:{arm.name}")).rglob("results*.json"))
             if results:

@@ -23,6 +23,7 @@ from harness_ext.pipeline import Pipeline, Stage
 from harness_ext.records import SamplingParams
 
 BUNDLED_PREFIX = "bundled:"
+MULTI_TURN_SUITES = ("mt_bench", "demo_mt")
 
 
 def resolve_data_path(path: str, base: Path) -> str:
@@ -98,13 +99,17 @@ class ExperimentRunner:
                 sel = arm.select
                 name = f"select:{arm.name}"
 
-                def run_select(out: Path, sel=sel, src=src, spec=spec) -> None:
+                options = dict(sel.options)
+                if options.get("mix"):  # the mixture strategy's set A is a data path too
+                    options["mix"] = resolve_data_path(str(options["mix"]), self.base_dir)
+
+                def run_select(out: Path, sel=sel, src=src, spec=spec, options=options) -> None:
                     from harness_ext.selection import select_to_dir
 
                     select_to_dir(src, out, strategy=sel.strategy, k=sel.k, unit=sel.unit, seed=sel.seed,
-                                  source_field=spec.source_field, **sel.options)
+                                  source_field=spec.source_field, **options)
 
-                inputs = [Path(src)] if not src.startswith("hf:") else []
+                inputs = [Path(p) for p in (src, options.get("mix")) if p and not str(p).startswith("hf:")]
                 self.pipe.add(Stage(name, run_select, config={"select": asdict(sel), "data": spec.path},
                                     input_files=inputs))
                 after = [name]
@@ -178,7 +183,7 @@ class ExperimentRunner:
                 from harness_ext.judging import judge_pairwise
 
                 client, model = self._judge_client()
-                for suite in self.cfg.generate.suites:
+                for suite in self.pairwise_suites():
                     judge_pairwise(
                         self._answers(gen_stage[a], suite), self._answers(gen_stage[b], suite),
                         out / suite, client, model, rule=self.cfg.judge.rule, seed=self.cfg.seed,
@@ -187,6 +192,7 @@ class ExperimentRunner:
             self.pipe.add(Stage(name, run_judge, config={"judge": self._judge_config(), "pair": [a, b]},
                                 after=[gen_stage[a], gen_stage[b]]))
             judge_stages.append(name)
+        judge_stages += self._add_suite_judges(gen_stage)
         lm_stages = []
         if self.cfg.lm_eval and self.cfg.lm_eval.tasks:
             le = self.cfg.lm_eval
@@ -212,6 +218,55 @@ class ExperimentRunner:
                             after=list(gen_stage.values()) + judge_stages + lm_stages
                             + [s for s in self.model_for.values() if s]))
         return self.pipe
+
+    def pairwise_suites(self) -> list[str]:
+        """Single-turn suites, judged head to head; two-turn ones (MT-Bench) get their own judge stage."""
+        return [s for s in self.cfg.generate.suites if s not in MULTI_TURN_SUITES]
+
+    def _add_suite_judges(self, gen_stage: dict[str, str]) -> list[str]:
+        """MT-Bench single-answer grading and AlpacaEval win rates, per arm, when configured."""
+        j, suites, names = self.cfg.judge, self.cfg.generate.suites, []
+        if j is None:
+            return names
+        for arm in self.cfg.arms:
+            gen_dir = self.pipe.out_dir(gen_stage[arm.name])
+            if "mt_bench" in suites and j.mt_bench_prompts:
+                name = f"mt_bench:{arm.name}"
+
+                def run_mt(out: Path, gen_dir=gen_dir, arm=arm) -> None:
+                    from harness_ext.judging.mtbench import judge_mt_bench
+
+                    client, model = self._judge_client()
+                    judge_mt_bench(
+                        question_file=resolve_data_path(self.cfg.generate.data["mt_bench"], self.base_dir),
+                        answer_dir=gen_dir / "mt_bench" / "model_answer", models=[arm.name],
+                        judge_prompts=resolve_data_path(j.mt_bench_prompts, self.base_dir),
+                        ref_answers=resolve_data_path(j.mt_bench_references, self.base_dir)
+                        if j.mt_bench_references else None,
+                        judge_model=model, client=client, out=out, mode="single",
+                    )
+
+                if "mt_bench" not in self.cfg.generate.data:
+                    raise ConfigError("judge.mt_bench_prompts is set but generate.data has no mt_bench questions file.")
+                self.pipe.add(Stage(name, run_mt, config={"judge": self._judge_config()}, after=[gen_stage[arm.name]]))
+                names.append(name)
+            if "alpaca_eval" in suites and j.alpaca_eval_reference:
+                name = f"alpaca_eval:{arm.name}"
+
+                def run_ae(out: Path, gen_dir=gen_dir) -> None:
+                    from harness_ext.judging.alpaca import run_alpaca_eval
+
+                    run_alpaca_eval(gen_dir / "alpaca_eval" / "model_outputs.json",
+                                    resolve_data_path(j.alpaca_eval_reference, self.base_dir), out,
+                                    config=j.alpaca_eval_config, judge_model=j.model, base_url=j.base_url,
+                                    api_key=os.environ.get(j.api_key_env))
+
+                if j.local:
+                    raise ConfigError("judge.alpaca_eval_reference needs an API judge (judge.model + base_url); "
+                                      "the alpaca_eval CLI cannot use a local transformers judge.")
+                self.pipe.add(Stage(name, run_ae, config={"judge": self._judge_config()}, after=[gen_stage[arm.name]]))
+                names.append(name)
+        return names
 
     def _answers(self, gen_stage: str, suite: str) -> Path:
         return answers_path(self.pipe.out_dir(gen_stage), suite)

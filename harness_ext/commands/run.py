@@ -65,7 +65,10 @@ def run(args: argparse.Namespace) -> int:
     path = resolve_experiment(args.experiment)
     cfg = load_experiment(path)
     run_dir = args.out or Path("runs") / cfg.name
-    runner = ExperimentRunner(cfg, run_dir, base_dir=path.resolve().parent)
+    # Relative data paths resolve against the experiment file's folder; for a shipped experiment
+    # (which lives inside the package) against the folder the command runs in.
+    shipped = path.resolve().parent == experiments_dir().resolve()
+    runner = ExperimentRunner(cfg, run_dir, base_dir=Path.cwd() if shipped else path.resolve().parent)
     if args.dry_run:
         for name in runner.build().stages:
             print(name)

@@ -13,15 +13,19 @@ rate (scoring.length_controlled_win_rate) from the annotations file, offline.
 from __future__ import annotations
 
 import math
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
-from harness_ext.artifacts import read_json, sha256_file, staged_dir
-from harness_ext.errors import InputError, unknown
+from harness_ext.artifacts import atomic_write_json, read_json, sha256_file, staged_dir
+from harness_ext.errors import DependencyError, InputError, StageError, unknown
 from harness_ext.paths import cache_dir, judges_dir
 from harness_ext.scoring import bootstrap_ci, length_controlled_win_rate
 
@@ -121,3 +125,46 @@ def alpaca_winrates(annotations: str | Path, *, n_boot: int = 2000, seed: int = 
         }
     return report
 
+
+
+def run_alpaca_eval(model_outputs: str | Path, reference_outputs: str | Path, out: str | Path, *,
+                    config: str = "harness_pairwise", judge_model: str | None = None,
+                    base_url: str | None = None, api_key: str | None = None,
+                    timeout: float | None = None) -> dict[str, Any]:
+    """Run the real `alpaca_eval evaluate` CLI with our annotator config against an OpenAI-compatible
+    endpoint, then compute win rates (and our offline LC win rate) from its annotations.
+
+    Writes out/alpaca_eval/ (alpaca_eval's own outputs, annotations.json among them) and
+    out/winrates.json. The API key travels in the child's environment only; it is redacted from
+    any error text.
+    """
+    exe = shutil.which("alpaca_eval") or os.path.join(os.path.dirname(sys.executable), "alpaca_eval")
+    if not os.path.exists(exe):
+        raise DependencyError("alpaca-eval", "judge", "Judging the alpaca_eval suite")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = alpaca_config_dir(config, judge_model=judge_model)
+    env = dict(os.environ)
+    if base_url:
+        env["OPENAI_API_BASE"] = base_url
+    if api_key:
+        env["OPENAI_API_KEY"] = api_key
+    # Use the endpoint and key above, not a client-config file alpaca_eval might find elsewhere.
+    env.setdefault("OPENAI_CLIENT_CONFIG_PATH", str(out / "no-client-config.yaml"))
+    cmd = [exe, "evaluate", "--model_outputs", str(Path(model_outputs).resolve()),
+           "--reference_outputs", str(Path(reference_outputs).resolve()), "--annotators_config", str(cfg),
+           "--fn_metric", "get_winrate", "--sort_by", "win_rate", "--output_path", str(out / "alpaca_eval"),
+           "--is_cache_leaderboard", "False"]
+    proc = subprocess.run(cmd, cwd=out, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout)[-2000:]
+        if api_key:
+            tail = tail.replace(api_key, "***")
+        raise StageError(f"alpaca_eval evaluate exited with {proc.returncode}: {tail.strip()}",
+                         hint="check the judge endpoint (base_url), model name and API key variable.")
+    annotations = sorted((out / "alpaca_eval").rglob("annotations.json"))
+    if not annotations:
+        raise StageError(f"alpaca_eval finished but wrote no annotations.json under {out / 'alpaca_eval'}.")
+    report = alpaca_winrates(annotations[0])
+    atomic_write_json(out / "winrates.json", report)
+    return report
