@@ -25,6 +25,8 @@ from harness_ext.errors import HarnessError
 # name -> module; the order is the order `--help` lists them in.
 COMMANDS: dict[str, str] = {
     # "name": "harness_ext.commands.name",  (one line per subcommand, in --help order)
+    "train": "harness_ext.commands.train",
+    "train-plot": "harness_ext.commands.train_plot",
 }
 
 

@@ -22,18 +22,22 @@ def _row_to_turns(row: Any, path: Path, line: int) -> list[Turn]:
     """One data row (harness_ext Example, Alpaca, or FastChat conversation) as turns."""
     if not isinstance(row, dict):
         raise InputError(f"expected a JSON object, found {type(row).__name__}.", path=path, line=line)
-    if "conversations" in row and "conversation" not in row:
+    key = "conversation" if row.get("conversation") else "conversations" if "conversations" in row else None
+    if key:
         turns = []
-        for i, msg in enumerate(row["conversations"] or []):
+        messages = row[key] if isinstance(row[key], list) else []
+        for i, msg in enumerate(messages):
             role = _ROLES.get(str(msg.get("from", msg.get("role", ""))).lower()) if isinstance(msg, dict) else None
             if role is None:
                 raise InputError(
-                    f"conversations[{i}] has an unknown speaker {msg!r}.", path=path, line=line,
+                    f"{key}[{i}] has an unknown speaker {msg!r}.", path=path, line=line,
                     hint="use from: human/gpt/system (FastChat) or role: user/assistant/system.",
                 )
             turns.append(Turn(role, str(msg.get("value", msg.get("content", "")))))
+        if not turns:
+            raise InputError(f"'{key}' is empty or not a list.", path=path, line=line)
         return turns
-    if "instruction" not in row and "conversation" not in row:
+    if "instruction" not in row:
         raise InputError(
             f"row has neither 'instruction' nor 'conversation(s)' (keys: {sorted(row)}).", path=path, line=line,
             hint="train on the JSONL written by `harness-ext select`, an Alpaca JSON, or FastChat conversations.",
@@ -104,12 +108,15 @@ def tokenize_examples(path: str | Path, tokenizer, fmt, *, max_length: int, over
     eos_id = tokenizer.eos_token_id
     stops = tuple(s for s in (*getattr(fmt, "stop", ()), tokenizer.eos_token or "") if s)
     out = TokenizedData(rows=[])
-    for _line, turns in read_conversations(path):
+    for line, turns in read_conversations(path):
         out.examples += 1
         if not any(t.role == "assistant" and t.content.strip() for t in turns):
             out.counts["dropped_no_response"] += 1
             continue
-        segments = fmt.training_segments(turns)
+        try:
+            segments = fmt.training_segments(turns)
+        except InputError as exc:  # the format names the problem; we add where it is
+            raise InputError(exc.message, path=path, line=line, hint=exc.hint) from None
         ids: list[int] = []
         labels: list[int] = []
         if prefix and not (bos_text and segments and segments[0][0].startswith(bos_text)):
@@ -170,3 +177,31 @@ class ResponseOnlyCollator:
             labels[i, :k] = torch.as_tensor(f["labels"], dtype=torch.long)
             mask[i, :k] = 1
         return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+class SeededLengthGroupedSampler:
+    """Length-grouped order (similar lengths share a batch, as transformers' LengthGroupedSampler)
+    drawn from a generator seeded with (seed, epoch) instead of the global RNG.
+
+    The global RNG is also consumed by NEFTune noise and dropout, so an order drawn from it differs
+    between an uninterrupted run and one resumed from a checkpoint; this one does not.
+    """
+
+    def __init__(self, lengths: list[int], group_size: int, seed: int) -> None:
+        self.lengths = list(lengths)
+        self.group_size = group_size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        import torch
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.group_size, generator=generator))

@@ -22,7 +22,7 @@ from harness_ext.errors import ConfigError
 
 
 def token_lengths(mask, position_ids=None):
-    """For each token, the number of real tokens in the sequence it belongs to ([B, T] long).
+    """For each real token, the number of real tokens in its sequence ([B, T] long; 0 on padding).
 
     `mask` is the attention mask (1 = real token). With `position_ids`, a row may pack several
     sequences: a new sequence starts wherever the position id is 0.
@@ -31,12 +31,12 @@ def token_lengths(mask, position_ids=None):
 
     mask = mask.long()
     if position_ids is None:
-        return mask.sum(dim=1, keepdim=True).expand_as(mask)
+        return mask.sum(dim=1, keepdim=True) * mask
     starts = (position_ids == 0).long() * mask
     seg = torch.cumsum(starts, dim=1)  # segment id per token; 0 = tokens before the first start
     counts = torch.zeros(mask.size(0), mask.size(1) + 1, dtype=torch.long, device=mask.device)
     counts.scatter_add_(1, seg, mask)
-    return counts.gather(1, seg)
+    return counts.gather(1, seg) * mask
 
 
 def noise_scale(scaling: str, alpha: float, mask, position_ids, width: int):

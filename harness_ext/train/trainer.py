@@ -37,7 +37,12 @@ from harness_ext.train.callbacks import (
 )
 from harness_ext.train.card import render_card, selection_report
 from harness_ext.train.config import TrainConfig
-from harness_ext.train.data import ResponseOnlyCollator, special_prefix, tokenize_examples
+from harness_ext.train.data import (
+    ResponseOnlyCollator,
+    SeededLengthGroupedSampler,
+    special_prefix,
+    tokenize_examples,
+)
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +161,9 @@ def _training_args(config: TrainConfig, ckpt_root: Path):
         data_seed=config.seed,
         bf16=config.bf16,
         gradient_checkpointing=config.gradient_checkpointing,
-        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        # group_by_length is done by our own seeded sampler (see _make_trainer); "random" here
+        # keeps transformers from building its own.
+        train_sampling_strategy="random",
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
         report_to=[],
@@ -165,10 +172,28 @@ def _training_args(config: TrainConfig, ckpt_root: Path):
     )
 
 
+def _make_trainer(*, group_by_length: bool, **kwargs: Any):
+    """A stock transformers Trainer; with `group_by_length`, one whose training order comes from
+    SeededLengthGroupedSampler, so a resumed run sees the same batches as an uninterrupted one."""
+    from transformers import Trainer
+
+    if not group_by_length:
+        return Trainer(**kwargs)
+
+    class LengthGroupedTrainer(Trainer):
+        # The one hook we replace: where the Trainer asks for its training sampler.
+        def _get_train_sampler(self, train_dataset=None):
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            lengths = [len(ids) for ids in dataset["input_ids"]]
+            group = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            return SeededLengthGroupedSampler(lengths, group, self.args.data_seed or self.args.seed)
+
+    return LengthGroupedTrainer(**kwargs)
+
+
 def _train(config: TrainConfig, data: Path, data_sha: str, out: Path, key: str,
            tone_classifier: ToneClassifier | None, extra_callbacks: Sequence[Any]) -> Path:
     from datasets import Dataset
-    from transformers import Trainer
     from transformers.trainer_utils import get_last_checkpoint
 
     from harness_ext.formats import get_format
@@ -204,14 +229,15 @@ def _train(config: TrainConfig, data: Path, data_sha: str, out: Path, key: str,
             write=train_log.write if train_log else (lambda record: None), history=history,
         ))
     callbacks.extend(extra_callbacks)
-    trainer = Trainer(
+    trainer = _make_trainer(
         model=model, args=_training_args(config, ckpt_root), train_dataset=Dataset.from_list(tokenized.rows),
         data_collator=ResponseOnlyCollator(tokenizer.pad_token_id), processing_class=tokenizer, callbacks=callbacks,
+        group_by_length=config.group_by_length,
     )
     neftune = NEFTune(config.neftune_alpha, config.neftune_scaling).attach(trainer.model) \
         if config.neftune_alpha else None
     try:
-        result = trainer.train(resume_from_checkpoint=last)
+        trainer.train(resume_from_checkpoint=last)
     finally:
         if neftune:
             neftune.detach()
@@ -222,7 +248,7 @@ def _train(config: TrainConfig, data: Path, data_sha: str, out: Path, key: str,
     stopped_early = bool(state.global_step < state.max_steps)
     summary = {
         "global_step": state.global_step, "max_steps": state.max_steps, "epoch": state.epoch,
-        "final_loss": losses[-1] if losses else None, "train_loss": result.training_loss,
+        "final_loss": losses[-1] if losses else None,
         "real_tokens": int(getattr(state, "num_input_tokens_seen", 0) or 0),
         "resumed_from_step": resumed_step, "stopped_early": stopped_early, "world_size": world_size,
     }
