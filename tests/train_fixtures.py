@@ -17,6 +17,7 @@ def write_examples(path: Path, n: int = 12, *, skew: bool = True) -> Path:
             "id": f"ex{i}", "instruction": f"Write a short poem about the sea number {i}.",
             "response": " ".join(WORDS[(i + k) % len(WORDS)] for k in range(4 * reps)) + ".",
         })
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
 

@@ -139,6 +139,7 @@ def _load_model(base: Path, config: TrainConfig):
 
 
 def _training_args(config: TrainConfig, ckpt_root: Path):
+    import torch
     from transformers import TrainingArguments
 
     world_size, _ = _world()
@@ -160,7 +161,8 @@ def _training_args(config: TrainConfig, ckpt_root: Path):
         seed=config.seed,
         data_seed=config.seed,
         bf16=config.bf16,
-        gradient_checkpointing=config.gradient_checkpointing,
+        activation_checkpointing=config.gradient_checkpointing,
+        dataloader_pin_memory=torch.cuda.is_available(),
         # group_by_length is done by our own seeded sampler (see _make_trainer); "random" here
         # keeps transformers from building its own.
         train_sampling_strategy="random",
