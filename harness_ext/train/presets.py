@@ -68,11 +68,11 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         {**_LARGE, "base_model": MISTRAL_7B, "learning_rate": 4e-6},
     ),
     "smollm2-135m-cpu": (
-        "SmolLM2-135M-Instruct (embedded) on 2 CPU cores in minutes: 1 ep, lr 2e-5, batch 8, len 512.",
+        "SmolLM2-135M-Instruct (embedded) on 2 CPU cores in minutes: 10 steps of 8, lr 2e-5, len 512.",
         {"base_model": "smollm2-135m-instruct", "prompt_format": "chat-template", "max_length": 512,
-         "num_train_epochs": 1.0, "learning_rate": 2e-5, "lr_scheduler_type": "linear",
+         "num_train_epochs": 1.0, "max_steps": 10, "learning_rate": 2e-5, "lr_scheduler_type": "linear",
          "weight_decay": 0.0, "warmup_ratio": 0.0, "effective_batch_size": 8, "per_device_batch_size": 4,
-         "neftune_alpha": 5.0, "save_steps": 10, "bf16": False, "gradient_checkpointing": False},
+         "neftune_alpha": 5.0, "save_steps": 5, "bf16": False, "gradient_checkpointing": False},
     ),
 }
 

@@ -75,7 +75,7 @@ def train(config: TrainConfig, data: str | os.PathLike[str], out: str | os.PathL
     `config.ifs_classifier` for the IFS callback; `callbacks` are extra TrainerCallbacks.
     """
     config.validate()
-    data, out = Path(data), Path(out)
+    data, out = Path(data).resolve(), Path(out)
     if not data.is_file():
         raise InputError("training data file not found.", path=data, hint="pass the JSONL written by `harness-ext select`.")
     data_sha = sha256_file(data)
