@@ -10,6 +10,7 @@ from harness_ext.errors import ConfigError, InputError
 from harness_ext.train import TrainConfig, load_preset
 from harness_ext.train.config import parse_overrides
 from tests.conftest import run_cli
+from tests.train_fixtures import one_torch_thread  # noqa: F401  (autouse fixture)
 
 
 @pytest.mark.parametrize("name,lr,alpha,base", [

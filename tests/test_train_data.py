@@ -10,7 +10,10 @@ from harness_ext.errors import InputError
 from harness_ext.formats import get_format
 from harness_ext.records import Turn
 from harness_ext.train.data import IGNORE_INDEX, ResponseOnlyCollator, tokenize_examples
-from tests.train_fixtures import write_examples
+from tests.train_fixtures import (
+    one_torch_thread,  # noqa: F401  (autouse fixture)
+    write_examples,
+)
 
 
 @pytest.fixture(scope="module")

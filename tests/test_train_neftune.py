@@ -8,6 +8,7 @@ import math
 import pytest
 
 from harness_ext.train.neftune import NEFTune, token_lengths
+from tests.train_fixtures import one_torch_thread  # noqa: F401  (autouse fixture)
 
 torch = pytest.importorskip("torch")
 

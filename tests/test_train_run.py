@@ -13,7 +13,11 @@ import pytest
 from harness_ext.errors import ConfigError
 from harness_ext.train import train
 from tests.conftest import ROOT, cli_env, run_cli
-from tests.train_fixtures import tiny_config, write_examples
+from tests.train_fixtures import (
+    one_torch_thread,  # noqa: F401  (autouse fixture)
+    tiny_config,
+    write_examples,
+)
 
 pytest.importorskip("transformers")
 
@@ -77,8 +81,9 @@ def test_cli_train_writes_a_loadable_checkpoint_with_card(tmp_path, tiny_model_d
 
     # the normalized loss plot of two runs
     png = tmp_path / "loss.png"
-    res = run_cli("train-plot", str(out), str(out / "train_log.jsonl"), "--out", str(png), "--label", "a", "--label", "b")
-    assert res.returncode == 0, res.stderr
+    from harness_ext.cli import main
+
+    assert main(["train-plot", str(out), str(out / "train_log.jsonl"), "--out", str(png), "--label", "a", "--label", "b"]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(InputError, match="no training log here"):
         plot_runs([tmp_path], tmp_path / "x.png")
@@ -97,7 +102,8 @@ _KILLED_RUN = textwrap.dedent("""
             if state.global_step == 5:  # mid-epoch 2; checkpoint-4 is on disk
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    train(tiny_config(Path(sys.argv[1]), num_train_epochs=3.0), Path(sys.argv[2]), Path(sys.argv[3]), callbacks=[KillAt()])
+    cfg = tiny_config(Path(sys.argv[1]), num_train_epochs=3.0, save_steps=4)
+    train(cfg, Path(sys.argv[2]), Path(sys.argv[3]), callbacks=[KillAt()])
 """)
 
 
@@ -105,8 +111,9 @@ def test_resume_after_sigkill_ends_where_an_uninterrupted_run_does(tmp_path, tin
     from safetensors.torch import load_file
 
     data = write_examples(tmp_path / "d.jsonl", n=10)
-    cfg = tiny_config(tiny_model_dir, num_train_epochs=3.0)
-    whole = train(cfg, data, tmp_path / "whole")
+    # save_steps only decides when resumable state is written; it is not part of what must match
+    whole = train(tiny_config(tiny_model_dir, num_train_epochs=3.0, save_steps=100), data, tmp_path / "whole")
+    cfg = tiny_config(tiny_model_dir, num_train_epochs=3.0, save_steps=4)
 
     killed = tmp_path / "killed"
     proc = subprocess.run([sys.executable, "-c", _KILLED_RUN, str(tiny_model_dir), str(data), str(killed)],

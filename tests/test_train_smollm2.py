@@ -7,7 +7,10 @@ import json
 import pytest
 
 from tests.conftest import cli_env, run_cli
-from tests.train_fixtures import write_examples
+from tests.train_fixtures import (
+    one_torch_thread,  # noqa: F401  (autouse fixture)
+    write_examples,
+)
 
 
 @pytest.mark.slow

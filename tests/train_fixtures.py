@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "and", "writes", "a", "short", "poem", "about", "the", "sea"]
 
 
@@ -30,3 +32,18 @@ def tiny_config(model_dir: Path, **over):
               "learning_rate": 1e-3, "neftune_alpha": 5.0, "save_steps": 2, "logging_steps": 1}
     values.update(over)
     return TrainConfig.from_dict(values)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread(monkeypatch):
+    """Tiny models train several times faster on one thread than on two contended ones; restore after."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # for subprocesses started by the test
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

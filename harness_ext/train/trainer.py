@@ -61,11 +61,6 @@ def _run_key(config: TrainConfig, data_sha: str) -> str:
     return stable_hash({"config": {k: v for k, v in config.to_dict().items() if k not in cosmetic}, "data": data_sha})
 
 
-def _world() -> tuple[int, bool]:
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    return size, int(os.environ.get("RANK", "0")) == 0
-
-
 def train(config: TrainConfig, data: str | os.PathLike[str], out: str | os.PathLike[str], *,
           tone_classifier: ToneClassifier | None = None, callbacks: Sequence[Any] = ()) -> Path:
     """Fine-tune `config.base_model` on `data` and write a checkpoint folder to `out`; return it.
@@ -142,11 +137,14 @@ def _training_args(config: TrainConfig, ckpt_root: Path):
     import torch
     from transformers import TrainingArguments
 
-    world_size, _ = _world()
-    return TrainingArguments(
+    # Several processes without CUDA (torchrun on CPU): ask for the CPU/gloo setup explicitly, else
+    # transformers treats each process as a separate single-process run.
+    cpu_distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    args = TrainingArguments(
+        use_cpu=cpu_distributed,
         output_dir=str(ckpt_root),
         per_device_train_batch_size=config.per_device_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation(world_size),
+        gradient_accumulation_steps=1,  # set below, once the number of processes is known
         num_train_epochs=config.num_train_epochs,
         max_steps=config.max_steps,
         learning_rate=config.learning_rate,
@@ -172,6 +170,8 @@ def _training_args(config: TrainConfig, ckpt_root: Path):
         dataloader_num_workers=0,
         disable_tqdm=not bool(os.environ.get("HARNESS_EXT_PROGRESS", "1") == "1"),
     )
+    args.gradient_accumulation_steps = config.gradient_accumulation(args.world_size)
+    return args
 
 
 def _make_trainer(*, group_by_length: bool, **kwargs: Any):
@@ -201,7 +201,9 @@ def _train(config: TrainConfig, data: Path, data_sha: str, out: Path, key: str,
     from harness_ext.formats import get_format
     from harness_ext.train.neftune import NEFTune
 
-    world_size, is_main = _world()
+    ckpt_root = out / CHECKPOINTS
+    args = _training_args(config, ckpt_root)
+    world_size, is_main = args.world_size, args.process_index == 0
     base = resolve_base_model(config.base_model)
     tokenizer = _load_tokenizer(base)
     fmt = get_format(config.prompt_format, tokenizer)
@@ -209,7 +211,6 @@ def _train(config: TrainConfig, data: Path, data_sha: str, out: Path, key: str,
     data_report = tokenized.report()
     log.info("data: %s", data_report)
 
-    ckpt_root = out / CHECKPOINTS
     ckpt_root.mkdir(parents=True, exist_ok=True)
     if is_main:
         atomic_write_json(ckpt_root / RUN_FILE, {"run_key": key, "config": config.to_dict(), "data_sha256": data_sha})
@@ -232,7 +233,7 @@ def _train(config: TrainConfig, data: Path, data_sha: str, out: Path, key: str,
         ))
     callbacks.extend(extra_callbacks)
     trainer = _make_trainer(
-        model=model, args=_training_args(config, ckpt_root), train_dataset=Dataset.from_list(tokenized.rows),
+        model=model, args=args, train_dataset=Dataset.from_list(tokenized.rows),
         data_collator=ResponseOnlyCollator(tokenizer.pad_token_id), processing_class=tokenizer, callbacks=callbacks,
         group_by_length=config.group_by_length,
     )
