@@ -124,3 +124,8 @@ def test_hub_id_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HOME", "/nonexistent-hf-home")
     with pytest.raises(InputError, match="offline|could not be fetched"):
         resolve_base_model("someone/not-a-cached-model")
+
+
+def test_cli_requires_data_and_out():
+    res = run_cli("train", "--preset", "smollm2-135m-cpu")
+    assert res.returncode == 2 and "--data and --out are required" in res.stderr

@@ -195,21 +195,48 @@ def test_ifs_generation_runs_without_noise_and_restores_training_mode(tiny_model
 
 
 def test_ifs_default_classifier_missing_module_is_a_clear_error(monkeypatch):
-    import builtins
+    import importlib
 
-    from harness_ext.errors import HarnessError
     from harness_ext.train.callbacks import load_classifier
 
-    real_import = builtins.__import__
+    real = importlib.import_module
 
     def fake_import(name, *a, **kw):
         if name == "harness_ext.ifs":
-            raise ImportError("no module", name="harness_ext.ifs")
-        return real_import(name, *a, **kw)
+            raise ModuleNotFoundError("No module named 'harness_ext.ifs'", name="harness_ext.ifs")
+        return real(name, *a, **kw)
 
-    monkeypatch.setattr(builtins, "__import__", fake_import)
-    monkeypatch.delitem(sys.modules, "harness_ext.ifs", raising=False)
-    with pytest.raises(HarnessError):
+    monkeypatch.setattr(importlib, "import_module", fake_import)
+    with pytest.raises(ConfigError, match="needs harness_ext.ifs"):
         load_classifier("default")
     with pytest.raises(ConfigError, match="ifs_classifier='roberta'"):
         load_classifier("roberta")
+
+
+def test_out_of_memory_becomes_a_hint_and_leaves_no_checkpoint(tmp_path, tiny_model_dir):
+    import torch
+    from transformers import TrainerCallback
+
+    from harness_ext.errors import StageError
+
+    class Boom(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    data = write_examples(tmp_path / "d.jsonl", n=4)
+    with pytest.raises(StageError, match="ran out of memory.*gradient_checkpointing=true.*lora=true"):
+        train(tiny_config(tiny_model_dir, max_steps=2), data, tmp_path / "oom", callbacks=[Boom()])
+    assert not (tmp_path / "oom" / "model.safetensors").exists()
+
+
+def test_lora_with_gradient_checkpointing_saves_a_merged_plain_checkpoint(tmp_path, tiny_model_dir):
+    from safetensors.torch import load_file
+
+    data = write_examples(tmp_path / "d.jsonl", n=4)
+    out = train(tiny_config(tiny_model_dir, max_steps=2, lora=True, lora_r=4, gradient_checkpointing=True,
+                            learning_rate=5e-2), data, tmp_path / "lora")
+    assert not (out / "adapter_config.json").exists()
+    tuned, base = load_file(out / "model.safetensors"), load_file(tiny_model_dir / "model.safetensors")
+    assert not any("lora" in k for k in tuned) and tuned.keys() == base.keys()
+    changed = [k for k in base if not (tuned[k] - base[k]).abs().max().item() < 1e-7]
+    assert changed and all(k.endswith("proj.weight") for k in changed)  # only the LoRA-wrapped linears moved

@@ -95,11 +95,23 @@ def load_instructions(path: str | Path | None) -> list[str]:
 
 def load_classifier(name: str) -> ToneClassifier:
     """The response-tone classifier called `name` ('default': harness_ext.ifs.load_tone_classifier)."""
-    from harness_ext.errors import ConfigError, require
+    import importlib
+
+    from harness_ext.errors import ConfigError
 
     if name != "default":
-        raise ConfigError(f"ifs_classifier='{name}' is unknown.", hint="use 'default', or pass a classifier object to train().")
-    ifs = require("harness_ext.ifs", package="harness-ext (ifs module)", extra="eval", purpose="The IFS callback")
+        raise ConfigError(f"ifs_classifier='{name}' is unknown.",
+                          hint="use 'default', or pass a classifier object to train(..., tone_classifier=...).")
+    try:
+        ifs = importlib.import_module("harness_ext.ifs")
+    except ImportError as exc:
+        if (getattr(exc, "name", "") or "") != "harness_ext.ifs":
+            raise  # harness_ext.ifs exists but one of its own imports failed: keep that error
+        raise ConfigError(
+            "ifs_classifier='default' needs harness_ext.ifs (the response-tone classifier of the lm-eval "
+            "tasks), which this installation does not have.",
+            hint="set ifs_every=0, or pass a classifier object to train(..., tone_classifier=...).",
+        ) from None
     return ifs.load_tone_classifier()
 
 
