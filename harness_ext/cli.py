@@ -25,8 +25,18 @@ from harness_ext.errors import HarnessError
 # name -> module; the order is the order `--help` lists them in.
 COMMANDS: dict[str, str] = {
     # "name": "harness_ext.commands.name",  (one line per subcommand, in --help order)
+    "run": "harness_ext.commands.run",
+    "demo": "harness_ext.commands.demo",
+    "leaderboard": "harness_ext.commands.leaderboard",
+    "study": "harness_ext.commands.study",
+    "judge": "harness_ext.commands.judge",
+    "mt-bench": "harness_ext.commands.mt_bench",
+    "score": "harness_ext.commands.score",
+    "refine": "harness_ext.commands.refine",
+    "select": "harness_ext.commands.select",
     "train": "harness_ext.commands.train",
     "train-plot": "harness_ext.commands.train_plot",
+    "generate": "harness_ext.commands.generate",
 }
 
 

@@ -78,6 +78,13 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     assert [f.name for f in tmp_path.iterdir()] == ["out.json"]
 
 
+def test_atomic_write_uses_normal_file_mode(tmp_path):
+    p = atomic_write_json(tmp_path / "a.json", {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (p.stat().st_mode & 0o777) == (0o666 & ~mask)
+
+
 def test_staged_dir_publishes_only_on_success(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(RuntimeError), staged_dir(out) as d:

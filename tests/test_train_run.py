@@ -78,6 +78,11 @@ def test_cli_train_writes_a_loadable_checkpoint_with_card(tmp_path, tiny_model_d
     with pytest.raises(ConfigError, match="already holds a finished training run"):
         train(build_config(None, None, [*args[5:-1], "seed=4"]), data, out)
     assert (out / "model.safetensors").stat().st_mtime_ns == stamp
+    # ... unless the caller (a pipeline re-running a changed stage) asks to replace it
+    (out / ".stage.json").write_text("{}")
+    train(build_config(None, None, [*args[5:-1], "seed=4"]), data, out, replace_stale=True)
+    assert json.loads((out / "train_report.json").read_text())["config"]["seed"] == 4
+    assert (out / ".stage.json").is_file() and load_format(out) == "alpaca"
 
     # the normalized loss plot of two runs
     png = tmp_path / "loss.png"

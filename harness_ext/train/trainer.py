@@ -62,12 +62,15 @@ def _run_key(config: TrainConfig, data_sha: str) -> str:
 
 
 def train(config: TrainConfig, data: str | os.PathLike[str], out: str | os.PathLike[str], *,
-          tone_classifier: ToneClassifier | None = None, callbacks: Sequence[Any] = ()) -> Path:
+          tone_classifier: ToneClassifier | None = None, callbacks: Sequence[Any] = (),
+          replace_stale: bool = False) -> Path:
     """Fine-tune `config.base_model` on `data` and write a checkpoint folder to `out`; return it.
 
     Re-running with the same config and data resumes an interrupted run from its last checkpoint,
     and returns at once when `out` already holds the finished run. `tone_classifier` overrides
     `config.ifs_classifier` for the IFS callback; `callbacks` are extra TrainerCallbacks.
+    A finished or interrupted run of a different config/data in `out` is an error, unless
+    `replace_stale` (what a pipeline re-running a changed stage wants): then it is deleted first.
     """
     config.validate()
     data, out = Path(data).resolve(), Path(out)
@@ -76,17 +79,21 @@ def train(config: TrainConfig, data: str | os.PathLike[str], out: str | os.PathL
     data_sha = sha256_file(data)
     key = _run_key(config, data_sha)
     finished = out / REPORT_FILE
-    if finished.is_file():
-        if read_json(finished).get("run_key") == key:
-            log.info("%s already holds this finished run; nothing to do", out)
-            return out
+    ckpt_root = out / CHECKPOINTS
+    run_file = ckpt_root / RUN_FILE
+    if finished.is_file() and read_json(finished).get("run_key") == key:
+        log.info("%s already holds this finished run; nothing to do", out)
+        return out
+    stale = finished.is_file() or (run_file.is_file() and read_json(run_file).get("run_key") != key)
+    if stale and replace_stale:
+        log.info("%s holds a run of other settings; replacing it", out)
+        _clear_run(out)
+    elif finished.is_file():
         raise ConfigError(
             f"{out} already holds a finished training run with a different config or data.",
             hint="choose a new --out folder (or delete the old one).",
         )
-    ckpt_root = out / CHECKPOINTS
-    run_file = ckpt_root / RUN_FILE
-    if run_file.is_file() and read_json(run_file).get("run_key") != key:
+    elif stale:
         raise ConfigError(
             f"{ckpt_root} holds an interrupted run with a different config or data, so it cannot be resumed.",
             hint="rerun with the original settings to resume, or choose a new --out folder.",
@@ -97,6 +104,17 @@ def train(config: TrainConfig, data: str | os.PathLike[str], out: str | os.PathL
         if "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError":
             raise StageError(f"training ran out of memory ({str(exc).splitlines()[0][:200]}).", hint=OOM_HINT) from exc
         raise
+
+
+def _clear_run(out: Path) -> None:
+    """Remove the checkpoint files, log and resumable state train() wrote into `out`."""
+    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    shutil.rmtree(out / ".final.partial", ignore_errors=True)
+    (out / REPORT_FILE).unlink(missing_ok=True)  # first: without it the folder is not a finished run
+    for pattern in ("*.safetensors", "*.json", "*.jinja", "*.model", "*.bin", "tokenizer*", "README.md", LOG_FILE):
+        for path in out.glob(pattern):
+            if path.is_file() and not path.name.startswith("."):  # keep hidden files such as a pipeline stamp
+                path.unlink()
 
 
 def _load_tokenizer(base: Path):

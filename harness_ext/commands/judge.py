@@ -1,0 +1,87 @@
+"""`harness-ext judge ...`: LLM-judge evaluations (pairwise head-to-head, AlpacaEval win rates)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+from typing import Any
+
+HELP = "judge model outputs with an LLM judge (pairwise head-to-head, AlpacaEval win rates)"
+DESCRIPTION = HELP + "."
+
+# sub-command -> module exposing HELP, configure(parser), run(args); one line per judge mode.
+SUBCOMMANDS: dict[str, str] = {
+    "pairwise": "harness_ext.commands.judge_pairwise",
+    "alpaca-config": "harness_ext.commands.judge_alpaca_config",
+    "alpaca-winrate": "harness_ext.commands.judge_alpaca_winrate",
+}
+
+def add_client_options(p: argparse.ArgumentParser) -> None:
+    """The judge-endpoint options shared by every judge command."""
+    g = p.add_argument_group("judge endpoint")
+    g.add_argument("--judge-model", help="model name sent to the endpoint (default: the --local-judge path)")
+    g.add_argument("--base-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 "
+                   "(default: $HARNESS_EXT_JUDGE_BASE_URL, $OPENAI_BASE_URL, else api.openai.com)")
+    g.add_argument("--api-key", default=None, help="API key (visible in process lists and shell history: "
+                   "prefer $HARNESS_EXT_JUDGE_API_KEY or --api-key-env); never logged or stored")
+    g.add_argument("--api-key-env", default=None, metavar="VAR",
+                   help="read the API key from this environment variable instead of "
+                   "$HARNESS_EXT_JUDGE_API_KEY / $OPENAI_API_KEY")
+    g.add_argument("--local-judge", metavar="PATH", help="judge with a local transformers checkpoint instead")
+    g.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
+    g.add_argument("--rpm", type=float, default=None, help="requests-per-minute limit")
+    g.add_argument("--tpm", type=float, default=None, help="tokens-per-minute limit (estimated tokens)")
+    g.add_argument("--timeout", type=float, default=120.0, help="seconds per request before retrying (default 120)")
+    g.add_argument("--max-retries", type=int, default=8, help="retries per request on 429/5xx/timeouts (default 8)")
+    g.add_argument("--cache-dir", default=None, help="answer cache folder (default $HARNESS_EXT_CACHE/judge)")
+    g.add_argument("--no-cache", action="store_true", help="neither read nor write the answer cache")
+    g.add_argument("--batch-size", type=int, default=8, help="local judge batch size (default 8)")
+
+
+def client_from_args(args: argparse.Namespace) -> tuple[Any, str]:
+    """(ChatClient, judge model name) from the options of add_client_options."""
+    import logging
+
+    from harness_ext.errors import ConfigError
+
+    if not getattr(args, "verbose", False):  # one INFO line per HTTP request would bury the progress bar
+        for name in ("httpx", "httpx2", "httpcore", "httpcore2"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    if args.local_judge:
+        from harness_ext.judging.local import make_local_client
+
+        client = make_local_client(args.local_judge, batch_size=args.batch_size, cache_dir=args.cache_dir,
+                                   use_cache=not args.no_cache)
+        return client, args.judge_model or os.path.basename(os.path.normpath(args.local_judge))
+    if not args.judge_model:
+        raise ConfigError("--judge-model is required with an API judge.",
+                          hint="pass --judge-model NAME (as served by the endpoint), or --local-judge PATH.")
+    api_key = args.api_key
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            raise ConfigError(f"--api-key-env {args.api_key_env}: that environment variable is empty or unset.",
+                              hint=f"export {args.api_key_env}=... first.")
+    from harness_ext.judging.client import make_client
+
+    client = make_client(args.judge_model, base_url=args.base_url, api_key=api_key, cache_dir=args.cache_dir,
+                         concurrency=args.concurrency, requests_per_minute=args.rpm, tokens_per_minute=args.tpm,
+                         timeout=args.timeout, max_retries=args.max_retries, use_cache=not args.no_cache,
+                         progress=True)
+    return client, args.judge_model
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="judge_command", metavar="MODE", required=True)
+    for name, module_name in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
+                           epilog=getattr(module, "EPILOG", None),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.configure(p)
+        p.set_defaults(_judge_run=module.run)
+
+
+def run(args: argparse.Namespace) -> int | None:
+    return args._judge_run(args)

@@ -1,0 +1,63 @@
+"""`harness-ext judge pairwise`: head-to-head A vs B with both answer orders (paper Sec. 3.2)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from harness_ext.commands.judge import add_client_options, client_from_args
+
+HELP = "head-to-head A vs B, both answer orders, win/tie/loss with bootstrap CIs"
+EPILOG = """\
+Reads AlpacaEval model_outputs.json files or JSONL ({id?, instruction, output, dataset?, generator?})
+and matches items by instruction (and dataset when both files have one).
+
+The judge is any OpenAI-compatible endpoint (--base-url; key from $HARNESS_EXT_JUDGE_API_KEY or
+$OPENAI_API_KEY, never written anywhere), or a local checkpoint with --local-judge. Answers are cached
+under $HARNESS_EXT_CACHE/judge, so rerunning an interrupted command resumes it and a finished one
+makes no requests.
+
+Example:
+  harness-ext judge pairwise --a runs/ours/model_outputs.json --b runs/base/model_outputs.json \\
+      --judge-model Qwen/Qwen2.5-7B-Instruct --base-url http://127.0.0.1:8000/v1 --out runs/ours_vs_base
+"""
+
+
+DESCRIPTION = HELP + "."
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    from harness_ext.scoring import RULES
+
+    p.add_argument("--a", required=True, metavar="OUTPUTS_A", help="outputs of model A (the one reported)")
+    p.add_argument("--b", required=True, metavar="OUTPUTS_B", help="outputs of model B (the baseline)")
+    p.add_argument("--out", required=True, help="output folder (judgments.jsonl, items.jsonl, summary.json, report.md)")
+    p.add_argument("--rule", default="paper", help="aggregation of the two orders: " + ", ".join(RULES.names()))
+    p.add_argument("--template", default=None, help="pairwise judge template YAML (default judges/pairwise/default.yaml)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--max-tokens", type=int, default=None, help="judge reply token limit (default: the template's)")
+    add_client_options(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness_ext.judging.pairwise import judge_pairwise
+    from harness_ext.scoring import RULES
+
+    RULES.get(args.rule)  # fail on a bad rule before any request is sent
+    client, judge_model = client_from_args(args)
+    summary = judge_pairwise(args.a, args.b, Path(args.out), client, judge_model, rule=args.rule, seed=args.seed,
+                             template=args.template, n_boot=args.n_boot, max_tokens=args.max_tokens)
+    print((Path(args.out) / "report.md").read_text(encoding="utf-8"))
+    stats = dict(getattr(client, "stats", {}))
+    if stats:
+        print("client: " + json.dumps(stats, sort_keys=True))
+    errors = summary["judgments"]["request_errors"]
+    if errors:
+        import sys
+
+        print(f"harness-ext judge pairwise: {errors} judge request(s) failed after retries and are unscored; "
+              "rerun the same command to retry only those (answers received are cached).", file=sys.stderr)
+    return 0 if summary["scored_items"] else 1

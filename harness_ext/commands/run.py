@@ -1,0 +1,75 @@
+"""`harness-ext run EXPERIMENT.yaml`: the whole experiment, resumable stage by stage."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness_ext.paths import resources_dir
+
+HELP = "run an experiment file: select -> refine -> train -> generate -> judge/lm_eval -> leaderboard"
+DESCRIPTION = (
+    "Run every stage of an experiment in one run directory. A stage whose inputs and config are\n"
+    "unchanged since its last successful run is skipped; a killed run continues where it stopped when\n"
+    "the same command is run again. Ready experiment files (the paper's comparisons) are listed by\n"
+    "`harness-ext run --list` and printed by `harness-ext run --show NAME`."
+)
+
+
+def experiments_dir() -> Path:
+    return resources_dir() / "experiments"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    from harness_ext.experiment import describe_fields
+
+    p.epilog = "experiment file keys:\n" + describe_fields()
+    p.add_argument("experiment", nargs="?", help="experiment YAML file, or the name of a shipped one")
+    p.add_argument("--out", type=Path, help="run directory (default: runs/<experiment name>)")
+    p.add_argument("--list", action="store_true", help="list the shipped experiment files")
+    p.add_argument("--show", metavar="NAME", help="print a shipped experiment file (to copy and edit)")
+    p.add_argument("--dry-run", action="store_true", help="validate the file and list the stages, run nothing")
+
+
+def resolve_experiment(arg: str) -> Path:
+    from harness_ext.errors import ConfigError, did_you_mean
+
+    path = Path(arg)
+    if path.exists():
+        return path
+    shipped = {p.stem: p for p in experiments_dir().glob("*.yaml")}
+    if arg in shipped:
+        return shipped[arg]
+    raise ConfigError(
+        f"experiment '{arg}' is neither a file nor a shipped experiment.{did_you_mean(arg, shipped)}",
+        hint="give a path to a YAML file, or one of: " + ", ".join(sorted(shipped)),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness_ext.errors import ConfigError
+
+    if args.list:
+        for p in sorted(experiments_dir().glob("*.yaml")):
+            first = p.read_text(encoding="utf-8").splitlines()[0].lstrip("# ").strip()
+            print(f"{p.stem:32s} {first}")
+        return 0
+    if args.show:
+        print(resolve_experiment(args.show).read_text(encoding="utf-8"), end="")
+        return 0
+    if not args.experiment:
+        raise ConfigError("no experiment given.", hint="harness-ext run FILE.yaml (or --list)")
+    from harness_ext.experiment import load_experiment
+    from harness_ext.runner import ExperimentRunner
+
+    path = resolve_experiment(args.experiment)
+    cfg = load_experiment(path)
+    run_dir = args.out or Path("runs") / cfg.name
+    runner = ExperimentRunner(cfg, run_dir, base_dir=path.resolve().parent)
+    if args.dry_run:
+        for name in runner.build().stages:
+            print(name)
+        return 0
+    runner.run()
+    print(f"run directory: {run_dir}")
+    return 0

@@ -1,0 +1,94 @@
+"""`harness-ext select`: pick a training subset (1k-longest and its baselines) and export it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from harness_ext.errors import InputError
+
+HELP = "select training examples (longest-k, baselines) from an instruction dataset"
+DESCRIPTION = """Select examples from an instruction dataset and write them, with a report, to --out.
+
+Outputs in --out: selected.jsonl, alpaca.json, fastchat.json (the paper's released format),
+report.json (counts, drops by reason, lengths, cutoff, ties, per-source counts, provenance)
+and lengths.png (pool-length histogram with the cutoff marked).
+
+Example (the paper's Alpaca-1k-longest, arXiv 2402.04833):
+  harness-ext select --data alpaca_data.json --strategy longest --k 1000 --unit nltk-words --out runs/alpaca-1k
+"""
+
+
+def default_data() -> Path:
+    """The bundled demo dataset, used when --data is not given."""
+    from harness_ext.paths import resources_dir
+
+    return resources_dir() / "demo" / "instructions.jsonl"
+
+
+def _epilog() -> str:
+    from harness_ext.selection import strategies_help
+    from harness_ext.units import units_help
+
+    return f"strategies:\n{strategies_help()}\n\nunits (--unit):\n{units_help()}"
+
+
+def __getattr__(name: str) -> str:
+    # The epilog is built from the registries on first use (cli.py reads module.EPILOG).
+    if name == "EPILOG":
+        return _epilog()
+    raise AttributeError(name)
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="data file (.json Alpaca/FastChat list, .jsonl, .parquet) or hf:NAME[:SPLIT]; "
+                   "default: the bundled demo dataset")
+    p.add_argument("--out", default="selection", help="output folder (default: ./selection)")
+    p.add_argument("--strategy", default="longest", help="selection strategy (listed below; default longest)")
+    p.add_argument("--k", type=int, default=None, help="examples to keep (default 1000; dedup keeps all)")
+    p.add_argument("--unit", default="nltk-words", help="length unit (listed below; default nltk-words)")
+    p.add_argument("--count-on", choices=["response", "all"], default="response",
+                   help="measure the response (default) or instruction+input+response")
+    p.add_argument("--seed", type=int, default=0, help="seed for random and score-threshold (default 0)")
+    p.add_argument("--format", default="auto",
+                   help="row format: auto, alpaca, evol-instruct, sharegpt, fastchat, openhermes, messages")
+    p.add_argument("--source-field", help="row field naming each example's source (default: 'source')")
+    p.add_argument("--mix", help="LIMIT mixture: keep ALL of this file (set A) plus k chosen from --data")
+    p.add_argument("--mix-strategy", help="how the k of --data are chosen in a mixture (default: --strategy, "
+                   "or longest with --strategy mixture)")
+    p.add_argument("--score-field", default="score", help="score field for top-score / score-threshold")
+    p.add_argument("--threshold", type=float, default=4.5, help="score-threshold cut (AlpaGasus: 4.5)")
+    p.add_argument("--dedup", action="store_true", help="drop exact duplicates (instruction+input) first")
+    p.add_argument("--allow-fewer", action="store_true", help="keep the whole pool when it is smaller than --k")
+    p.add_argument("--strict", action="store_true", help="fail on the first unusable row instead of dropping it")
+    p.add_argument("--exact-stats", action="store_true",
+                   help="count every row exactly (no pruning), for exact pool statistics in report.json")
+    p.add_argument("--workers", type=int, help="worker processes (default: 2 on files >= 8 MB, else 1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness_ext.selection import select_to_dir
+
+    data = args.data
+    if data is None:
+        data = default_data()
+        if not data.exists():
+            raise InputError("the bundled demo dataset is missing from this install.", path=data,
+                             hint="pass --data PATH (or reinstall harness-ext).")
+    options: dict = {"format": args.format, "score_field": args.score_field, "threshold": args.threshold,
+                     "allow_fewer": args.allow_fewer, "dedup": args.dedup, "exact_stats": args.exact_stats,
+                     "workers": args.workers}
+    strategy = args.strategy
+    if args.mix_strategy:
+        options["mix_strategy"] = args.mix_strategy
+        if args.mix and strategy != "mixture":
+            strategy = "mixture"
+    report = select_to_dir(str(data), Path(args.out), strategy=strategy, k=args.k, unit=args.unit,
+                           seed=args.seed, count_on=args.count_on, mix=args.mix,
+                           source_field=args.source_field, strict=args.strict, **options)
+    c = report["counts"]
+    summary = {"selected": c["selected"], "pool": c["pool"], "dropped": c["dropped"],
+               "cutoff": report["cutoff"], "unit": report["unit"], "out": str(args.out)}
+    print(json.dumps(summary))
+    return 0

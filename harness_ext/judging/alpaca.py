@@ -1,0 +1,123 @@
+"""AlpacaEval integration: our annotator config folders, and win rates computed from annotations.
+
+`alpaca_eval evaluate --annotators_config <folder>` reads `<folder>/configs.yaml`, resolves the
+prompt path relative to the folder's parent, and caches annotations next to configs.yaml
+(`annotations_seed0_configs.json`). A config inside an installed wheel would therefore cache into
+site-packages; `alpaca_config_dir` copies the folder to the user cache (or a chosen place) first.
+
+alpaca_eval's length-controlled win rate downloads a GLM's instruction-difficulty data from the
+Hugging Face hub; `alpaca_winrates` computes the plain win rate and our own length-controlled win
+rate (scoring.length_controlled_win_rate) from the annotations file, offline.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from harness_ext.artifacts import read_json, sha256_file, staged_dir
+from harness_ext.errors import InputError, unknown
+from harness_ext.paths import cache_dir, judges_dir
+from harness_ext.scoring import bootstrap_ci, length_controlled_win_rate
+
+
+def alpaca_config_names() -> list[str]:
+    """The annotator folders shipped in judges/alpaca_eval/."""
+    root = judges_dir() / "alpaca_eval"
+    return sorted(p.name for p in root.iterdir() if (p / "configs.yaml").is_file())
+
+
+def alpaca_config_dir(name: str = "harness_pairwise", dest: str | Path | None = None,
+                      judge_model: str | None = None) -> Path:
+    """A copy of judges/alpaca_eval/<name>/ outside the package, ready for `--annotators_config`.
+
+    The copy goes to `dest/<name>` (default: <cache>/alpaca_eval/<judge model or "default">/<name>),
+    so alpaca_eval's annotation cache lives there. With `judge_model`, its completions use that
+    model name. An existing identical copy is reused, keeping its annotation cache.
+    """
+    names = alpaca_config_names()
+    if name not in names:
+        raise unknown("AlpacaEval annotator config", name, names)
+    src = judges_dir() / "alpaca_eval" / name
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", judge_model) if judge_model else "default"
+    target = (Path(dest) if dest else cache_dir() / "alpaca_eval" / slug) / name
+    config = yaml.safe_load((src / "configs.yaml").read_text(encoding="utf-8"))
+    if judge_model:
+        for entry in config.values():
+            entry.setdefault("completions_kwargs", {})["model_name"] = judge_model
+    config_text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+    wanted = {"configs.yaml": config_text}
+    for f in src.iterdir():
+        if f.is_file() and f.name != "configs.yaml" and not f.name.startswith("annotations_"):
+            wanted[f.name] = f.read_text(encoding="utf-8")
+    if all((target / k).is_file() and (target / k).read_text(encoding="utf-8") == v for k, v in wanted.items()):
+        return target
+    with staged_dir(target) as tmp:
+        for k, v in wanted.items():
+            (tmp / k).write_text(v, encoding="utf-8")
+    return target
+
+
+def _preference(value: Any) -> float | None:
+    """alpaca_eval's preference (1 = reference wins, 2 = model wins, 1.5 = tie) or None when missing."""
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(v) or not 1 <= v <= 2:
+        return None
+    return v
+
+
+def alpaca_winrates(annotations: str | Path, *, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Win rate and our length-controlled win rate (both in %) from an alpaca_eval annotations.json.
+
+    Rows whose preference is missing (alpaca_eval stores failed or unparsed annotations as null)
+    are counted as `unparsed` and left out, never scored as ties.
+    """
+    path = Path(annotations)
+    rows = read_json(path)
+    if not isinstance(rows, list) or not rows:
+        raise InputError("expected a non-empty JSON list of annotations.", path=path,
+                         hint="point at the annotations.json that `alpaca_eval evaluate` wrote.")
+    for i, r in enumerate(rows):
+        missing = [k for k in ("output_1", "output_2", "preference") if not isinstance(r, dict) or k not in r]
+        if missing:
+            raise InputError(f"record {i}: missing field(s) {missing}.", path=path,
+                             hint="alpaca_eval annotations have output_1 (reference), output_2 (model), preference.")
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_model.setdefault(str(r.get("generator_2", "model")), []).append(r)
+    report: dict[str, Any] = {"annotations": str(path), "sha256": sha256_file(path), "models": {}}
+    for model, rs in by_model.items():
+        prefs = [_preference(r["preference"]) for r in rs]
+        kept = [(p, r) for p, r in zip(prefs, rs, strict=True) if p is not None]
+        if not kept:
+            report["models"][model] = {"n": 0, "unparsed": len(rs)}
+            continue
+        y = np.array([p - 1 for p, _ in kept])  # P(model preferred) in [0, 1]
+        lc = length_controlled_win_rate(y, [len(str(r["output_2"])) for _, r in kept],
+                                        [len(str(r["output_1"])) for _, r in kept])
+        lo, hi = bootstrap_ci(y, lambda s: s.mean(axis=1), n_boot=n_boot, seed=seed)
+        report["models"][model] = {
+            "reference": str(kept[0][1].get("generator_1", "reference")),
+            "n": len(kept), "unparsed": len(rs) - len(kept),
+            "win_rate": 100 * float(y.mean()), "win_rate_ci95": [100 * lo, 100 * hi],
+            "standard_error": 100 * float(y.std(ddof=1) / math.sqrt(len(y))) if len(y) > 1 else None,
+            "wins": int((y == 1).sum()), "ties": int((y == 0.5).sum()), "losses": int((y == 0).sum()),
+            "length_controlled_win_rate": 100 * lc["length_controlled_win_rate"],
+            "length_coefficient": lc["length_coefficient"],
+            "avg_length": float(np.mean([len(str(r["output_2"])) for _, r in kept])),
+            "avg_length_reference": float(np.mean([len(str(r["output_1"])) for _, r in kept])),
+            "lc_method": "logit P = theta + phi*tanh(len diff / sd); LC = sigmoid(theta) (no instruction-"
+                         "difficulty term; see docs)",
+        }
+    return report
+

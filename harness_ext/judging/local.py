@@ -1,0 +1,137 @@
+"""A local transformers judge: the ChatClient protocol without any server, for offline use.
+
+Greedy decoding, batched with left padding, the checkpoint's own chat template. Answers are
+cached like the API client's (keyed by the checkpoint's identity rather than a model name), so an
+interrupted local judging run also resumes. Meant for small judges (SmolLM2-135M-Instruct or any
+local checkpoint) in demos and tests; for real judging serve a strong model with `vllm serve` and
+use the OpenAI-compatible client.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from harness_ext.errors import InputError, require
+from harness_ext.judging.cache import ChatCache, request_key
+from harness_ext.paths import cache_dir as default_cache_dir
+from harness_ext.records import ChatRequest, ChatResult
+
+log = logging.getLogger(__name__)
+
+
+def _identity(path: Path) -> str:
+    """Path plus size and mtime of the weight and config files: retrained weights get a new cache key."""
+    parts = [str(path.resolve())]
+    for f in sorted(path.iterdir()):
+        if f.suffix in {".safetensors", ".bin", ".json", ".model", ".gguf"}:
+            st = f.stat()
+            parts.append(f"{f.name}:{st.st_size}:{int(st.st_mtime)}")
+    return "local:" + "|".join(parts)
+
+
+class LocalChatClient:
+    """A records.ChatClient answering with a local Hugging Face causal LM (greedy, batched)."""
+
+    def __init__(self, model_path: str | Path, *, batch_size: int = 8, max_new_tokens: int = 512,
+                 device: str | None = None, cache_dir: str | Path | None = None, use_cache: bool = True,
+                 dtype: str = "auto") -> None:
+        self.model_path = Path(model_path)
+        if not (self.model_path / "config.json").is_file():
+            raise InputError("not a Hugging Face checkpoint folder (no config.json).", path=self.model_path,
+                             hint="give a folder saved with save_pretrained (e.g. a downloaded "
+                             "SmolLM2-135M-Instruct snapshot) or a trained harness-ext checkpoint.")
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.device = device
+        self.dtype = dtype
+        self.identity = _identity(self.model_path)
+        self.cache = (ChatCache(Path(cache_dir) if cache_dir else default_cache_dir() / "judge_local")
+                      if use_cache else None)
+        self._model: Any = None
+        self._tok: Any = None
+
+    def __repr__(self) -> str:
+        return f"LocalChatClient({str(self.model_path)!r}, batch_size={self.batch_size})"
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        torch = require("torch", extra="generate", purpose="the local judge")
+        transformers = require("transformers", extra="generate", purpose="the local judge")
+        self._tok = transformers.AutoTokenizer.from_pretrained(self.model_path)
+        self._tok.padding_side = "left"  # generation continues from the right edge of every row
+        if self._tok.pad_token is None:
+            self._tok.pad_token = self._tok.eos_token
+        if not getattr(self._tok, "chat_template", None):
+            raise InputError("the checkpoint's tokenizer has no chat template.", path=self.model_path,
+                             hint="use an instruction-tuned checkpoint (with tokenizer_config.json chat_template).")
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self._model = transformers.AutoModelForCausalLM.from_pretrained(self.model_path, dtype=self.dtype)
+        self._model.to(device).eval()
+        self.device = device
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+
+    def _key(self, r: ChatRequest) -> str:
+        return request_key(ChatRequest(self.identity, r.messages, r.params))
+
+    def complete_many(self, requests: list[ChatRequest]) -> list[ChatResult]:
+        """Answer in input order; a batch that fails becomes errors for its requests, never raised."""
+        keys = [self._key(r) for r in requests]
+        done: dict[str, ChatResult] = {}
+        todo: dict[str, ChatRequest] = {}
+        for k, r in zip(keys, requests, strict=True):
+            hit = self.cache.get(k) if self.cache is not None else None
+            if hit is not None:
+                done[k] = hit
+            elif k not in todo:
+                todo[k] = r
+        if todo:
+            self._load()
+            items = list(todo.items())
+            # similar lengths in a batch waste less padding
+            items.sort(key=lambda kv: sum(len(t.content) for t in kv[1].messages))
+            for start in range(0, len(items), self.batch_size):
+                batch = items[start:start + self.batch_size]
+                for (k, _), res in zip(batch, self._generate([r for _, r in batch]), strict=True):
+                    done[k] = res
+                    if res.ok and self.cache is not None:
+                        self.cache.put(k, self.identity, res)
+        return [done[k] for k in keys]
+
+    def _generate(self, batch: list[ChatRequest]) -> list[ChatResult]:
+        import torch
+
+        try:
+            prompts = [self._tok.apply_chat_template([{"role": t.role, "content": t.content} for t in r.messages],
+                                                     tokenize=False, add_generation_prompt=True) for r in batch]
+            enc = self._tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+            max_new = max(int(r.params_dict().get("max_tokens") or self.max_new_tokens) for r in batch)
+            with torch.no_grad():
+                out = self._model.generate(**enc, do_sample=False, max_new_tokens=max_new,
+                                           pad_token_id=self._tok.pad_token_id)
+        except (RuntimeError, ValueError) as exc:  # e.g. out of memory, a prompt over the context
+            log.warning("local judge batch failed: %s", exc)
+            return [ChatResult(text=None, error=f"local generation failed: {exc}"[:500]) for _ in batch]
+        width = enc["input_ids"].shape[1]
+        eos = self._tok.eos_token_id
+        results = []
+        for i, r in enumerate(batch):
+            limit = int(r.params_dict().get("max_tokens") or self.max_new_tokens)
+            # greedy decoding: cutting a longer generation at this request's limit equals generating to it
+            new = out[i, width:width + limit].tolist()
+            ended = eos in new or self._tok.pad_token_id in new
+            for stop in (eos, self._tok.pad_token_id):
+                if stop in new:
+                    new = new[:new.index(stop)]
+            results.append(ChatResult(text=self._tok.decode(new, skip_special_tokens=True),
+                                      prompt_tokens=int(enc["attention_mask"][i].sum()),
+                                      completion_tokens=len(new), finish_reason="stop" if ended else "length"))
+        return results
+
+
+def make_local_client(model_path: str | Path, **kwargs: Any) -> LocalChatClient:
+    """A local transformers ChatClient (greedy, batched, cached); see LocalChatClient."""
+    return LocalChatClient(model_path, **kwargs)

@@ -1,0 +1,160 @@
+"""The last stage of an experiment: one leaderboard JSON and an HTML report for the whole run.
+
+It collects what the earlier stages wrote (selection reports, training logs, answers, pairwise
+summaries, lm-eval results), puts every number on a schema-validated leaderboard with its
+provenance, renders the HTML report with plots (the paper's published numbers beside the run's),
+and states plainly how far the judge can be trusted, measured on this run.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness_ext.artifacts import atomic_write_text, sha256_file
+
+if TYPE_CHECKING:
+    from harness_ext.runner import ExperimentRunner
+
+SMALL_JUDGE_PARAMS = 3e9  # below this, we call a judge "small" in the caveats
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def judge_caveats(summaries: dict[str, dict[str, Any]], *, local_judge: bool) -> list[str]:
+    """Plain-language statements of what the judge could and could not tell on this run."""
+    lines: list[str] = []
+    for name, s in summaries.items():
+        j, d = s["judgments"], s["diagnostics"]
+        total = j["total"] or 1
+        fail = j["parse_failures"] + j["request_errors"]
+        agree = d.get("order_agreement")
+        parts = [f"{name}: {j['total']} judgments, {fail} ({100 * fail / total:.0f}%) unusable"]
+        if agree is not None:
+            parts.append(f"the verdict survived swapping the answer order on {100 * agree:.0f}% of "
+                         f"{d['order_agreement_n']} items")
+        ci = s["overall"].get("ci95") or {}
+        win_ci = ci.get("win") if isinstance(ci, dict) else None
+        if win_ci:
+            parts.append(f"win-rate 95% CI {100 * win_ci[0]:.0f}-{100 * win_ci[1]:.0f}%")
+        lines.append("; ".join(parts) + ".")
+    if local_judge:
+        lines.append(
+            "The judge here is a small local model. Verdicts that flip when the answer order is swapped, "
+            "many unparseable replies, or confidence intervals spanning most of [0, 100]% mean the comparison "
+            "cannot separate the arms: treat these numbers as a demonstration that the pipeline runs, not as "
+            "evidence about the data. A strong judge (GPT-4-class, or a large open model behind vllm serve) is "
+            "what the paper's conclusions rest on."
+        )
+    else:
+        lines.append(
+            "Order agreement well below 100% indicates position bias; the paper's rule scores each order "
+            "separately so an inconsistent pair counts as a tie. Compare win rates only where CIs do not overlap."
+        )
+    return lines
+
+
+def _answer_lengths(path: Path) -> dict[str, float]:
+    from harness_ext.judging.outputs import load_outputs
+
+    outputs = [o.output for o in load_outputs(path)]
+    return {
+        "avg_words": statistics.fmean(len(o.split()) for o in outputs) if outputs else 0.0,
+        "avg_chars": statistics.fmean(len(o) for o in outputs) if outputs else 0.0,
+        "n": len(outputs),
+    }
+
+
+def _ifs(path: Path) -> float | None:
+    """Instruction Following Score of a set of answers, when the eval extra is installed."""
+    try:
+        from harness_ext.ifs import ifs_score, load_tone_classifier
+    except ImportError:
+        return None
+    from harness_ext.judging.outputs import load_outputs
+
+    outs = load_outputs(path)
+    if not outs:
+        return None
+    return ifs_score(load_tone_classifier(), [o.instruction for o in outs], [o.output for o in outs])
+
+
+def build_report(runner: ExperimentRunner, out: Path) -> Path:
+    """Write out/leaderboard.json, out/index.html (+ plots) and out/judge_caveats.md."""
+    from harness_ext.leaderboard import (
+        Entry,
+        Leaderboard,
+        Metric,
+        Provenance,
+        add_results,
+        render_html,
+        with_paper,
+    )
+    from harness_ext.leaderboard.model import today
+
+    cfg = runner.cfg
+    pipe = runner.pipe
+    board = Leaderboard(name=cfg.name, description=(cfg.notes or "").strip() or None)
+    date = today()
+    summaries: dict[str, dict[str, Any]] = {}
+
+    # Pairwise head-to-heads (both orders) first: they name the models by arm.
+    for a, b in cfg.compare:
+        for suite in cfg.generate.suites:
+            summary_path = pipe.out_dir(f"judge:{a}-vs-{b}") / suite / "summary.json"
+            summary = _read_json(summary_path)
+            if summary is None:
+                continue
+            summaries[f"{a} vs {b} ({suite})"] = summary
+            add_results(board, summary_path, kind="pairwise", date=date)
+
+    for arm in cfg.arms:
+        if board.get(arm.name) is None:
+            board.entries.append(Entry(model=arm.name, origin="run"))
+        entry = board.get(arm.name)
+        entry.base_model = cfg.base_model
+        if arm.data is not None:
+            sel_report = _read_json(pipe.out_dir(f"select:{arm.name}") / "report.json") if arm.select else None
+            entry.ift_data = arm.data
+            if sel_report:
+                entry.ift_data_size = int(sel_report.get("counts", {}).get("selected") or 0) or None
+                entry.selection = f"{arm.select.strategy} k={arm.select.k} ({arm.select.unit})"
+            else:
+                entry.selection = "all"
+        entry.refinement = "introspection" if arm.refine else None
+        card = _read_json(pipe.out_dir(f"train:{arm.name}") / "training_config.json") if arm.train else None
+        if card and card.get("neftune_alpha") is not None:
+            entry.neftune_alpha = float(card["neftune_alpha"])
+        for suite in cfg.generate.suites:
+            from harness_ext.generate import answers_file
+
+            answers = answers_file(pipe.out_dir(f"generate:{arm.name}") / suite, suite)
+            if not answers.is_file():
+                continue
+            prov = Provenance(date=date, source=str(answers), sha256=sha256_file(answers), importer="report")
+            stats = _answer_lengths(answers)
+            entry.metrics.append(Metric("length", "avg_words", round(stats["avg_words"], 2), prov,
+                                        unit="words", test_set=suite, n=stats["n"]))
+            entry.metrics.append(Metric("length", "avg_chars", round(stats["avg_chars"], 2), prov,
+                                        unit="characters", test_set=suite, n=stats["n"]))
+            score = _ifs(answers)
+            if score is not None:
+                entry.metrics.append(Metric("ifs", "ifs", round(score, 4), prov, test_set=suite, n=stats["n"]))
+        if cfg.lm_eval and cfg.lm_eval.tasks:
+            results = sorted((pipe.out_dir(f"lm_eval:{arm.name}")).rglob("results*.json"))
+            if results:
+                add_results(board, results[-1], kind="lm_eval", name=arm.name, prefer="incoming", date=date)
+
+    caveats = judge_caveats(summaries, local_judge=bool(cfg.judge and cfg.judge.local))
+    board.description = "\n".join(filter(None, [board.description, "What the judge can tell: " + " ".join(caveats)]))
+    board.save(out / "leaderboard.json")
+    loss_logs = {arm.name: pipe.out_dir(f"train:{arm.name}") / "train_log.jsonl"
+                 for arm in cfg.arms if arm.train and (pipe.out_dir(f"train:{arm.name}") / "train_log.jsonl").is_file()}
+    render_html(with_paper(board), out, loss_logs=loss_logs)
+    atomic_write_text(out / "judge_caveats.md", "# What the judge can and cannot tell\n\n"
+                      + "\n".join(f"- {c}" for c in caveats) + "\n")
+    return out / "leaderboard.json"

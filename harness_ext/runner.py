@@ -1,0 +1,226 @@
+"""Turn an experiment file into pipeline stages and run them:
+
+    select -> (refine) -> train -> generate -> judge / lm_eval -> leaderboard + report
+
+Every stage writes into its own folder of the run directory (run_dir/<stage>/<arm>) and is skipped
+when its inputs and config are unchanged (see pipeline.py). Heavy libraries are imported inside the
+stage that needs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from harness_ext.artifacts import atomic_write_json, provenance
+from harness_ext.errors import ConfigError
+from harness_ext.experiment import ArmSpec, ExperimentConfig
+from harness_ext.paths import resources_dir
+from harness_ext.pipeline import Pipeline, Stage
+from harness_ext.records import SamplingParams
+
+BUNDLED_PREFIX = "bundled:"
+
+
+def resolve_data_path(path: str, base: Path) -> str:
+    """`bundled:NAME` -> the packaged demo file; relative paths -> relative to the experiment file."""
+    if path.startswith(BUNDLED_PREFIX):
+        name = path[len(BUNDLED_PREFIX):]
+        demo = resources_dir() / "demo"
+        matches = sorted(demo.glob(f"{name}.*")) if demo.is_dir() else []
+        if not matches:
+            choices = sorted({p.stem for p in demo.iterdir() if p.is_file()}) if demo.is_dir() else []
+            raise ConfigError(f"no bundled dataset '{name}'.", hint=f"use one of: {', '.join(choices)}")
+        return str(matches[0])
+    if path.startswith("hf:") or Path(path).is_absolute():
+        return path
+    return str((base / path).resolve())
+
+
+class ExperimentRunner:
+    """Builds and runs the stages of one experiment in `run_dir`."""
+
+    def __init__(self, cfg: ExperimentConfig, run_dir: Path, *, base_dir: Path, printer=print) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.base_dir = base_dir
+        self.pipe = Pipeline(self.run_dir, printer=printer)
+        self.model_for: dict[str, str] = {}  # arm -> stage that produced its model ("" = base model)
+
+    # ------------------------------------------------------------ helpers
+
+    def _base_model(self) -> str:
+        from harness_ext.train import resolve_base_model
+
+        return str(resolve_base_model(self.cfg.base_model))
+
+    def _judge_client(self):
+        j = self.cfg.judge
+        assert j is not None
+        if j.local:
+            from harness_ext.judging import make_local_client
+
+            path = self._base_model() if j.local == "base" else j.local
+            return make_local_client(path, max_new_tokens=j.max_new_tokens), (j.model or Path(path).name)
+        from harness_ext.judging import make_client
+
+        key = os.environ.get(j.api_key_env)
+        return make_client(j.model, base_url=j.base_url, api_key=key, concurrency=j.concurrency), j.model
+
+    def _judge_config(self) -> dict[str, Any]:
+        j = self.cfg.judge
+        if j is None:
+            return {}
+        d = asdict(j)
+        d.pop("api_key_env")  # where the key lives is not part of the result; the key never is
+        return d
+
+    # ------------------------------------------------------------ stages
+
+    def _add_arm(self, arm: ArmSpec) -> None:
+        cfg = self.cfg
+        data_file: str | None = None
+        after: list[str] = []
+        if arm.data is not None:
+            spec = cfg.datasets[arm.data]
+            src = resolve_data_path(spec.path, self.base_dir)
+            data_file = src
+            if arm.select is not None:
+                sel = arm.select
+                name = f"select:{arm.name}"
+
+                def run_select(out: Path, sel=sel, src=src, spec=spec) -> None:
+                    from harness_ext.selection import select_to_dir
+
+                    select_to_dir(src, out, strategy=sel.strategy, k=sel.k, unit=sel.unit, seed=sel.seed,
+                                  source_field=spec.source_field, **sel.options)
+
+                inputs = [Path(src)] if not src.startswith("hf:") else []
+                self.pipe.add(Stage(name, run_select, config={"select": asdict(sel), "data": spec.path},
+                                    input_files=inputs))
+                after = [name]
+                data_file = str(self.pipe.out_dir(name) / "selected.jsonl")
+            if arm.refine:
+                name = f"refine:{arm.name}"
+                src_refine = data_file
+
+                def run_refine(out: Path, src_refine=src_refine) -> None:
+                    from harness_ext.judging.refine import refine_dataset
+
+                    client, model = self._judge_client()
+                    refine_dataset(Path(src_refine), out, client, model)
+
+                self.pipe.add(Stage(name, run_refine, config={"judge": self._judge_config()}, after=after))
+                after = [name]
+                data_file = str(self.pipe.out_dir(name) / "refined.jsonl")
+        model_stage = ""
+        if arm.train is not None:
+            name = f"train:{arm.name}"
+            tr = arm.train
+            train_data = data_file
+
+            def run_train(out: Path, tr=tr, train_data=train_data) -> None:
+                from harness_ext.train import load_preset, train
+
+                overrides = {"seed": cfg.seed, **tr.overrides}
+                config = load_preset(tr.preset, base_model=self._base_model(), **overrides)
+                train(config, Path(train_data), out)
+
+            inputs = [] if after else [Path(train_data)]
+            self.pipe.add(Stage(name, run_train, config={"train": asdict(tr), "base_model": cfg.base_model,
+                                                         "seed": cfg.seed}, after=after, input_files=inputs))
+            model_stage = name
+        self.model_for[arm.name] = model_stage
+
+    def _model_path(self, arm: str) -> str:
+        stage = self.model_for[arm]
+        return str(self.pipe.out_dir(stage)) if stage else self._base_model()
+
+    def _add_generate(self, arm: ArmSpec) -> str:
+        g = self.cfg.generate
+        name = f"generate:{arm.name}"
+        after = [self.model_for[arm.name]] if self.model_for[arm.name] else []
+
+        def run_generate(out: Path, arm=arm) -> None:
+            from harness_ext.generate import generate_suite
+
+            params = SamplingParams(max_new_tokens=g.max_new_tokens, min_new_tokens=g.min_new_tokens,
+                                    temperature=g.temperature, seed=self.cfg.seed)
+            for suite in g.suites:
+                data = g.data.get(suite)
+                generate_suite(self._model_path(arm.name), suite, out / suite, backend=g.backend,
+                               data=resolve_data_path(data, self.base_dir) if data else None,
+                               params=params, model_id=arm.name, limit=g.limit, batch_size=g.batch_size)
+
+        self.pipe.add(Stage(name, run_generate, config={"generate": asdict(g), "arm": arm.name,
+                                                        "model": self.model_for[arm.name] or self.cfg.base_model},
+                            after=after))
+        return name
+
+    def build(self) -> Pipeline:
+        for arm in self.cfg.arms:
+            self._add_arm(arm)
+        gen_stage = {arm.name: self._add_generate(arm) for arm in self.cfg.arms}
+        judge_stages = []
+        for a, b in self.cfg.compare:
+            name = f"judge:{a}-vs-{b}"
+
+            def run_judge(out: Path, a=a, b=b) -> None:
+                from harness_ext.judging import judge_pairwise
+
+                client, model = self._judge_client()
+                for suite in self.cfg.generate.suites:
+                    judge_pairwise(
+                        self._answers(gen_stage[a], suite), self._answers(gen_stage[b], suite),
+                        out / suite, client, model, rule=self.cfg.judge.rule, seed=self.cfg.seed,
+                    )
+
+            self.pipe.add(Stage(name, run_judge, config={"judge": self._judge_config(), "pair": [a, b]},
+                                after=[gen_stage[a], gen_stage[b]]))
+            judge_stages.append(name)
+        lm_stages = []
+        if self.cfg.lm_eval and self.cfg.lm_eval.tasks:
+            le = self.cfg.lm_eval
+            for arm in self.cfg.arms:
+                name = f"lm_eval:{arm.name}"
+
+                def run_lm(out: Path, arm=arm) -> None:
+                    from harness_ext.lmeval import run_lm_eval
+
+                    run_lm_eval(self._model_path(arm.name), le.tasks, out, limit=le.limit,
+                                backend=le.backend, extra_args=tuple(le.extra_args))
+
+                after = [self.model_for[arm.name]] if self.model_for[arm.name] else []
+                self.pipe.add(Stage(name, run_lm, config={"lm_eval": asdict(le)}, after=after))
+                lm_stages.append(name)
+
+        def run_report(out: Path) -> None:
+            from harness_ext.report import build_report
+
+            build_report(self, out)
+
+        self.pipe.add(Stage("report", run_report, config={"name": self.cfg.name, "notes": self.cfg.notes},
+                            after=list(gen_stage.values()) + judge_stages + lm_stages
+                            + [s for s in self.model_for.values() if s]))
+        return self.pipe
+
+    def _answers(self, gen_stage: str, suite: str) -> Path:
+        from harness_ext.generate import answers_file
+
+        return answers_file(self.pipe.out_dir(gen_stage) / suite, suite)
+
+    def run(self) -> Pipeline:
+        self.build()
+        atomic_write_json(self.run_dir / "experiment.json",
+                          {"config": asdict(self.cfg), "provenance": provenance()})
+        self.pipe.run()
+        atomic_write_json(self.run_dir / "timings.json", self.pipe.timings())
+        return self.pipe
+
+
+def summary_line(pipe: Pipeline) -> str:
+    ran = [r for r in pipe.results if r.status == "ran"]
+    return json.dumps({"ran": [r.name for r in ran], "skipped": [r.name for r in pipe.results if r.status == "skipped"]})

@@ -1,0 +1,182 @@
+"""Pairs files and the SQLite vote store of a human preference study."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness_ext.artifacts import iter_jsonl
+from harness_ext.errors import InputError
+
+PAIR_FIELDS = ("id", "instruction", "response_a", "model_a", "response_b", "model_b")
+CHOICES = ("a", "b", "tie")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One instruction with two responses; model names are never shown to annotators."""
+
+    id: str
+    instruction: str
+    response_a: str
+    model_a: str
+    response_b: str
+    model_b: str
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One annotator's verdict on one pair; `choice` is in terms of a/b, not screen position."""
+
+    pair_id: str
+    annotator: str
+    choice: str
+    a_shown_first: bool
+    created_at: str
+
+
+def read_pairs(path: str | Path) -> list[Pair]:
+    """Read a pairs JSONL; each row needs id, instruction, response_a, model_a, response_b, model_b."""
+    pairs: list[Pair] = []
+    seen: set[str] = set()
+    for lineno, row in iter_jsonl(path):
+        if not isinstance(row, dict):
+            raise InputError(f"expected an object, got {type(row).__name__}.", path=path, line=lineno)
+        missing = [k for k in PAIR_FIELDS if k not in row]
+        if missing:
+            raise InputError(f"pair lacks field(s) {missing}.", path=path, line=lineno,
+                             hint=f"each line needs {', '.join(PAIR_FIELDS)}.")
+        bad = [k for k in PAIR_FIELDS if not isinstance(row[k], (str, int)) or (k != "id" and not str(row[k]).strip())]
+        if bad:
+            raise InputError(f"field(s) {bad} must be non-empty strings (got {[row[k] for k in bad]!r}).",
+                             path=path, line=lineno)
+        pid = str(row["id"])
+        if pid in seen:
+            raise InputError(f"duplicate pair id {pid!r}.", path=path, line=lineno, hint="give every pair a unique id.")
+        seen.add(pid)
+        pairs.append(Pair(**{k: str(row[k]) for k in PAIR_FIELDS}))
+    if not pairs:
+        raise InputError("no pairs in the file.", path=path)
+    return pairs
+
+
+def a_shown_first(pair_id: str, annotator: str, seed: int = 0) -> bool:
+    """Seeded screen order per (pair, annotator): stable across reloads, balanced across people."""
+    digest = hashlib.sha256(f"{seed}\x00{pair_id}\x00{annotator}".encode()).digest()
+    return digest[0] % 2 == 0
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pairs (
+  id TEXT PRIMARY KEY, position INTEGER NOT NULL, instruction TEXT NOT NULL,
+  response_a TEXT NOT NULL, model_a TEXT NOT NULL, response_b TEXT NOT NULL, model_b TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS votes (
+  pair_id TEXT NOT NULL REFERENCES pairs(id), annotator TEXT NOT NULL,
+  choice TEXT NOT NULL CHECK (choice IN ('a', 'b', 'tie')), a_shown_first INTEGER NOT NULL,
+  created_at TEXT NOT NULL, PRIMARY KEY (pair_id, annotator));
+"""
+
+
+class Store:
+    """SQLite store: the study's pairs (copied in once) and one vote per (pair, annotator)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection shared by the server's request threads; `_lock` keeps their statements from
+        # interleaving (a sqlite3 connection is not safe for concurrent use).
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False)  # `with self._db` = one transaction
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def load_pairs(self, pairs: list[Pair]) -> None:
+        """Copy pairs in; a pair id already stored with different content is an error (votes would lie)."""
+        known = {p.id: p for p in self.pairs()}
+        changed = [p.id for p in pairs if p.id in known and known[p.id] != p]
+        if changed:
+            raise InputError(
+                f"pair id(s) {changed[:5]} are already in the study with different content.", path=self.path,
+                hint="use a new --db for a new pairs file, or give changed pairs new ids.",
+            )
+        start = len(known)
+        new = [p for p in pairs if p.id not in known]
+        with self._lock, self._db:
+            self._db.executemany(
+                "INSERT INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(p.id, start + i, p.instruction, p.response_a, p.model_a, p.response_b, p.model_b)
+                 for i, p in enumerate(new)],
+            )
+
+    def pairs(self) -> list[Pair]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, instruction, response_a, model_a, response_b, model_b FROM pairs ORDER BY position"
+            ).fetchall()
+        return [Pair(*r) for r in rows]
+
+    def pair(self, pair_id: str) -> Pair | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, instruction, response_a, model_a, response_b, model_b FROM pairs WHERE id = ?",
+                (pair_id,)).fetchone()
+        return Pair(*row) if row else None
+
+    def next_pair(self, annotator: str) -> tuple[Pair | None, int, int]:
+        """The first pair this annotator has not voted on (None when done), votes cast, total pairs."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, instruction, response_a, model_a, response_b, model_b FROM pairs WHERE id NOT IN "
+                "(SELECT pair_id FROM votes WHERE annotator = ?) ORDER BY position LIMIT 1", (annotator,)).fetchone()
+            done = self._db.execute("SELECT COUNT(*) FROM votes WHERE annotator = ?", (annotator,)).fetchone()[0]
+            total = self._db.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
+        return (Pair(*row) if row else None), done, total
+
+    def record(self, pair_id: str, annotator: str, choice: str, shown_first: bool) -> bool:
+        """Store a vote; False when this annotator already voted on this pair (first vote stands)."""
+        if choice not in CHOICES:
+            raise ValueError(f"choice {choice!r} not in {CHOICES}")
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with self._lock, self._db:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO votes VALUES (?, ?, ?, ?, ?)",
+                (pair_id, annotator, choice, int(shown_first), stamp))
+        return cur.rowcount == 1
+
+    def votes(self) -> list[Vote]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT v.pair_id, v.annotator, v.choice, v.a_shown_first, v.created_at FROM votes v "
+                "JOIN pairs p ON p.id = v.pair_id ORDER BY p.position, v.annotator").fetchall()
+        return [Vote(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]
+
+    def export_rows(self) -> list[dict[str, Any]]:
+        """Votes de-anonymized: which model won, in the pair's a/b terms and by name."""
+        pairs = {p.id: p for p in self.pairs()}
+        out = []
+        for v in self.votes():
+            p = pairs[v.pair_id]
+            winner = {"a": p.model_a, "b": p.model_b, "tie": "tie"}[v.choice]
+            out.append({"pair_id": v.pair_id, "annotator": v.annotator, "choice": v.choice, "winner": winner,
+                        "model_a": p.model_a, "model_b": p.model_b, "a_shown_first": v.a_shown_first,
+                        "created_at": v.created_at})
+        return out
+
+
+def open_study(db: str | Path, pairs_file: str | Path | None = None) -> Store:
+    """Open (or create) a study database, loading `pairs_file` into it when given."""
+    db = Path(db)
+    if pairs_file is None and not db.exists():
+        raise InputError("study database not found.", path=db, hint="start it with `harness-ext study serve --pairs FILE --db FILE`.")
+    store = Store(db)
+    if pairs_file is not None:
+        store.load_pairs(read_pairs(pairs_file))
+    return store

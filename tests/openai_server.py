@@ -1,0 +1,279 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 for tests and benchmarks.
+
+It speaks `/v1/chat/completions`, `/v1/completions` and `/v1/models` (what the openai SDK,
+our judge client and alpaca_eval's `openai_completions` call), answers with scripted text (a
+function of the request), sleeps a configurable latency, injects faults at a configurable rate,
+and counts what it served. Faults are the ways real endpoints fail:
+
+    "429"       status 429 with a Retry-After header
+    "500"       status 500
+    "hang"      no answer until the client gives up (bounded by `hang_seconds`)
+    "truncate"  status 200 with a JSON body cut in half
+    "garbage"   status 200 with a well-formed body whose text is unparseable by any judge parser
+
+Usage::
+
+    with LoopbackServer(reply=lambda req: "Scores: 7 3", latency=0.01) as srv:
+        client = make_client("judge", base_url=srv.base_url, api_key="sk-test")
+
+The server is bounded: it stops by itself after `max_lifetime` seconds, and `stop()` (or leaving
+the `with` block) wakes hanging handlers so nothing outlives the test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+FAULTS = ("429", "500", "hang", "truncate", "garbage")
+GARBAGE_TEXT = "I cannot decide; both are fine I guess."
+
+
+def request_key(body: dict[str, Any]) -> str:
+    """A stable key for a request body's model + messages/prompt (what the counters are keyed by)."""
+    core = {"model": body.get("model"), "messages": body.get("messages"), "prompt": body.get("prompt")}
+    return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    """The last user message (chat) or the prompt (completions) of a request body."""
+    if body.get("messages"):
+        for m in reversed(body["messages"]):
+            if m.get("role") == "user":
+                content = m.get("content")
+                if isinstance(content, list):  # content parts
+                    return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+                return str(content)
+        return ""
+    prompt = body.get("prompt", "")
+    return prompt[0] if isinstance(prompt, list) else str(prompt)
+
+
+class LoopbackServer:
+    """An OpenAI-compatible server in a background thread; see the module docstring."""
+
+    def __init__(
+        self,
+        reply: Callable[[dict[str, Any]], str] | None = None,
+        *,
+        latency: float = 0.0,
+        fault_rate: float = 0.0,
+        faults: tuple[str, ...] = FAULTS,
+        retry_after: float = 0.05,
+        hang_seconds: float = 5.0,
+        seed: int = 0,
+        max_lifetime: float = 900.0,
+        fail_first: int = 0,
+        api_key: str | None = None,
+    ) -> None:
+        unknown = set(faults) - set(FAULTS)
+        if unknown:
+            raise ValueError(f"unknown faults {sorted(unknown)}; allowed: {FAULTS}")
+        self.reply = reply or (lambda body: "echo: " + last_user_text(body)[:200])
+        self.latency = latency
+        self.fault_rate = fault_rate
+        self.faults = faults
+        self.retry_after = retry_after
+        self.hang_seconds = hang_seconds
+        self.max_lifetime = max_lifetime
+        self.fail_first = fail_first  # the first N requests fail (deterministic fault tests)
+        self.api_key = api_key  # when set, other keys get a 401 that echoes them, as real APIs do
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self.requests = 0  # every HTTP request received
+        self.served = 0  # successful completions (status 200 with a usable body)
+        self.fault_counts: Counter[str] = Counter()
+        self.served_keys: Counter[str] = Counter()  # request_key -> times served successfully
+        self.bodies: list[dict[str, Any]] = []  # every completion request body, in arrival order
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def base_url(self) -> str:
+        assert self._httpd is not None, "server not started"
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self) -> LoopbackServer:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/") == "/_stats":  # counters, for a server run in another process
+                    with server._lock:
+                        stats = {"requests": server.requests, "served": server.served,
+                                 "faults": dict(server.fault_counts)}
+                    server._send_json(self, 200, stats)
+                elif self.path.rstrip("/").endswith("/models"):
+                    server._send_json(self, 200, {"object": "list", "data": [
+                        {"id": "loopback-judge", "object": "model", "created": 0, "owned_by": "tests"}]})
+                else:
+                    server._send_json(self, 404, {"error": {"message": f"no route {self.path}"}})
+
+            def do_POST(self) -> None:
+                server._handle_post(self)
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 256
+
+        self._httpd = Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+        self._timer = threading.Timer(self.max_lifetime, self.stop)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+
+    def __enter__(self) -> LoopbackServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ handling
+
+    def _pick_fault(self) -> str | None:
+        with self._lock:
+            self.requests += 1
+            if self.requests <= self.fail_first:
+                return self.faults[(self.requests - 1) % len(self.faults)]
+            if self.fault_rate and self._rng.random() < self.fault_rate:
+                return self._rng.choice(self.faults)
+        return None
+
+    @staticmethod
+    def _send_json(h: BaseHTTPRequestHandler, status: int, obj: Any, headers: dict[str, str] | None = None,
+                   truncate: bool = False) -> None:
+        data = json.dumps(obj).encode()
+        if truncate:
+            data = data[: len(data) // 2]
+        try:
+            h.send_response(status)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                h.send_header(k, v)
+            h.end_headers()
+            h.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeout); nothing to answer
+
+    def _handle_post(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            self._send_json(h, 400, {"error": {"message": "request body is not JSON"}})
+            return
+        chat = h.path.rstrip("/").endswith("/chat/completions")
+        if not chat and not h.path.rstrip("/").endswith("/completions"):
+            self._send_json(h, 404, {"error": {"message": f"no route {h.path}"}})
+            return
+        if self.api_key is not None:
+            got = (h.headers.get("Authorization") or "").removeprefix("Bearer ")
+            if got != self.api_key:
+                with self._lock:
+                    self.requests += 1
+                self._send_json(h, 401, {"error": {"message": f"Incorrect API key provided: {got}.",
+                                                   "type": "invalid_request_error"}})
+                return
+        fault = self._pick_fault()
+        with self._lock:
+            self.bodies.append(body)
+            if fault:
+                self.fault_counts[fault] += 1
+        if self.latency:
+            self._stopping.wait(self.latency)
+        if fault == "429":
+            self._send_json(h, 429, {"error": {"message": "rate limit reached", "type": "rate_limit"}},
+                            headers={"Retry-After": f"{self.retry_after:g}"})
+            return
+        if fault == "500":
+            self._send_json(h, 500, {"error": {"message": "internal error", "type": "server_error"}})
+            return
+        if fault == "hang":
+            self._stopping.wait(self.hang_seconds)
+            h.close_connection = True
+            return
+        text = GARBAGE_TEXT if fault == "garbage" else self.reply(body)
+        prompt_tokens = len(json.dumps(body.get("messages") or body.get("prompt") or "").split())
+        completion_tokens = max(1, len(text.split()))
+        if chat:
+            choice = {"index": 0, "message": {"role": "assistant", "content": text},
+                      "finish_reason": "stop", "logprobs": None}
+            obj_type = "chat.completion"
+        else:
+            choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
+            obj_type = "text_completion"
+        payload = {
+            "id": f"cmpl-{self.requests}", "object": obj_type, "created": int(time.time()),
+            "model": body.get("model", "loopback-judge"), "choices": [choice],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+        }
+        if fault == "truncate":
+            self._send_json(h, 200, payload, truncate=True)
+            return
+        with self._lock:  # "garbage" is a well-formed 200 too: from the wire it is a served answer
+            self.served += 1
+            self.served_keys[request_key(body)] += 1
+        self._send_json(h, 200, payload)
+
+
+def main() -> None:
+    """Serve in the foreground (for benchmarks and manual checks): prints the base URL, then serves."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(description="OpenAI-compatible loopback server")
+    ap.add_argument("--latency", type=float, default=0.0)
+    ap.add_argument("--fault-rate", type=float, default=0.0)
+    ap.add_argument("--reply", choices=["echo", "pairwise"], default="echo",
+                    help="echo the prompt, or score pairwise prompts like tests.judge_helpers.quality_judge")
+    ap.add_argument("--max-lifetime", type=float, default=900.0)
+    args = ap.parse_args()
+    reply = None
+    if args.reply == "pairwise":
+        from tests.judge_helpers import quality_judge
+
+        reply = quality_judge
+    srv = LoopbackServer(reply, latency=args.latency, fault_rate=args.fault_rate, max_lifetime=args.max_lifetime)
+    srv.start()
+    print(srv.base_url, flush=True)
+    try:
+        while not srv._stopping.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        srv.stop()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Our AlpacaEval annotator config run by the real alpaca_eval CLI against the loopback server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from harness_ext.errors import ConfigError
+from harness_ext.judging.alpaca import alpaca_config_dir, alpaca_winrates
+from harness_ext.paths import judges_dir
+from tests.conftest import cli_env, run_cli
+from tests.openai_server import LoopbackServer, last_user_text
+
+
+def _alpaca_judge(body):
+    prompt = last_user_text(body)
+    first = prompt.split("=== answer 1 ===")[1].split("=== end of answer 1 ===")[0]
+    return ("[[1]]" if "GOOD" in first else "[[2]]") + "\nThe chosen answer is more helpful."
+
+
+def _alpaca_cli() -> str:
+    exe = shutil.which("alpaca_eval") or os.path.join(os.path.dirname(sys.executable), "alpaca_eval")
+    if not os.path.exists(exe):
+        pytest.skip("alpaca_eval CLI not installed")
+    return exe
+
+
+def test_alpaca_eval_cli_end_to_end_with_our_config(tmp_path):
+    exe = _alpaca_cli()
+    model = [{"instruction": f"Task {i}", "output": ("GOOD " if i < 6 else "weak ") + "detail " * i,
+              "generator": "ours", "dataset": "helpful_base"} for i in range(8)]
+    ref = [{"instruction": f"Task {i}", "output": "reference" + (" GOOD" if i >= 6 else ""),
+            "generator": "reference", "dataset": "helpful_base"} for i in range(8)]
+    (tmp_path / "model.json").write_text(json.dumps(model))
+    (tmp_path / "ref.json").write_text(json.dumps(ref))
+    cfg = alpaca_config_dir("harness_pairwise", judge_model="loopback-judge")
+    assert cfg.is_relative_to(tmp_path)  # the per-test HARNESS_EXT_CACHE, not the package folder
+    with LoopbackServer(_alpaca_judge) as srv:
+        env = cli_env(OPENAI_API_BASE=srv.base_url, OPENAI_API_KEY="sk-alpaca-test-1234",
+                      OPENAI_CLIENT_CONFIG_PATH=str(tmp_path / "no-client-config.yaml"))
+        r = subprocess.run([exe, "evaluate", "--model_outputs", "model.json", "--reference_outputs", "ref.json",
+                            "--annotators_config", str(cfg), "--fn_metric", "get_winrate", "--sort_by", "win_rate",
+                            "--output_path", "out", "--is_cache_leaderboard", "False"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert srv.served == 8 and all(b["model"] == "loopback-judge" for b in srv.bodies)
+        assert srv.bodies[0]["messages"][0]["role"] == "system"  # our ChatML prompt became chat messages
+    assert "75.00" in r.stdout  # 6 of 8 judged better
+    assert (cfg / "annotations_seed0_configs.json").is_file()  # alpaca_eval's cache sits in our copy
+    assert not list((judges_dir() / "alpaca_eval").rglob("annotations_*.json"))
+    report = alpaca_winrates(tmp_path / "out" / "annotations.json", n_boot=200)
+    ours = report["models"]["ours"]
+    assert ours["win_rate"] == 75.0 and ours["n"] == 8 and ours["unparsed"] == 0
+    assert ours["win_rate_ci95"][0] < 75.0 < ours["win_rate_ci95"][1]
+    assert "sk-alpaca-test-1234" not in (tmp_path / "out" / "annotations.json").read_text()
+    cli = run_cli("judge", "alpaca-winrate", "--annotations", str(tmp_path / "out" / "annotations.json"),
+                  "--out", str(tmp_path / "wr.json"))
+    assert cli.returncode == 0 and "75.00" in cli.stdout
+    assert json.loads((tmp_path / "wr.json").read_text())["models"]["ours"]["wins"] == 6
+
+
+def test_winrates_skip_null_preferences_and_control_length(tmp_path):
+    # The model is longer on 60 of 80 items and wins 80% of those; shorter on 20 and wins 20%.
+    # Its raw win rate (65%) comes from being long; at equal length it is no better than the reference.
+    rows = []
+    for i in range(80):
+        longer = i < 60
+        win = (i % 5 != 0) if longer else (i % 5 == 0)
+        rows.append({"instruction": f"q{i}", "output_1": "r" * 300, "output_2": "m" * (500 if longer else 100),
+                     "generator_1": "ref", "generator_2": "m", "preference": 2.0 if win else 1.0})
+    rows.append({"instruction": "x", "output_1": "a", "output_2": "b", "generator_1": "ref", "generator_2": "m",
+                 "preference": None})  # a failed annotation as alpaca_eval stores it
+    (tmp_path / "ann.json").write_text(json.dumps(rows))
+    r = alpaca_winrates(tmp_path / "ann.json", n_boot=100)["models"]["m"]
+    assert r["n"] == 80 and r["unparsed"] == 1 and r["wins"] == 52 and r["losses"] == 28
+    assert r["win_rate"] == 65.0
+    assert r["length_coefficient"] > 0 and abs(r["length_controlled_win_rate"] - 50.0) < 1.0
+
+
+def test_alpaca_config_copy_and_errors(tmp_path):
+    d = alpaca_config_dir(dest=tmp_path / "cfgs")
+    assert (d / "configs.yaml").is_file() and (d / "prompt.txt").is_file() and d.name == "harness_pairwise"
+    (d / "annotations_seed0_configs.json").write_text("[]")
+    assert alpaca_config_dir(dest=tmp_path / "cfgs") == d and (d / "annotations_seed0_configs.json").exists()
+    with pytest.raises(ConfigError, match="Did you mean 'harness_pairwise'"):
+        alpaca_config_dir("harness_pairwse")
+    out = run_cli("judge", "alpaca-config", "--judge-model", "org/My Model", "--dest", str(tmp_path / "x"))
+    assert out.returncode == 0 and "model_name: org/My Model" in (tmp_path / "x" / "harness_pairwise" /
+                                                                   "configs.yaml").read_text()
