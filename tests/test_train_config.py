@@ -129,3 +129,16 @@ def test_hub_id_offline_is_a_clear_error(monkeypatch):
 def test_cli_requires_data_and_out():
     res = run_cli("train", "--preset", "smollm2-135m-cpu")
     assert res.returncode == 2 and "--data and --out are required" in res.stderr
+
+
+def test_bf16_without_support_is_a_config_error(tmp_path, tiny_model_dir):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine supports bf16 training")
+    from harness_ext.train import train
+    from tests.train_fixtures import tiny_config, write_examples
+
+    data = write_examples(tmp_path / "d.jsonl", n=2)
+    with pytest.raises(ConfigError, match="bf16=false"):
+        train(tiny_config(tiny_model_dir, bf16=True), data, tmp_path / "out")
+    assert not (tmp_path / "out" / "model.safetensors").exists()

@@ -220,7 +220,13 @@ def _train(config: TrainConfig, data: Path, data_sha: str, out: Path, key: str,
     from harness_ext.train.neftune import NEFTune
 
     ckpt_root = out / CHECKPOINTS
-    args = _training_args(config, ckpt_root)
+    try:
+        args = _training_args(config, ckpt_root)
+    except ValueError as exc:  # transformers' own checks, e.g. bf16 without hardware support
+        raise ConfigError(
+            f"transformers rejected the training arguments: {str(exc).splitlines()[0]}",
+            hint="on a machine without a bf16-capable GPU set bf16=false; see `harness-ext train --help`.",
+        ) from None
     world_size, is_main = args.world_size, args.process_index == 0
     base = resolve_base_model(config.base_model)
     tokenizer = _load_tokenizer(base)
