@@ -99,11 +99,14 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    p.add_argument("--peak-tflops", type=float, default=989.0,
+                   help="GPU peak dense bf16 TFLOP/s for model FLOPs utilisation (default: H100 SXM, 989)")
     args = p.parse_args()
 
     import torch
 
     torch.manual_seed(0)
+    n_params = 0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if args.model == "tiny":
@@ -114,6 +117,10 @@ def main() -> None:
             from harness_ext.train import resolve_base_model
 
             model_dir = resolve_base_model("smollm2-135m-instruct")
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        with torch.device("meta"):
+            n_params = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir)).num_parameters()
         rows = skewed_rows(args.examples, seed=0)
         data = work / "data.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -131,6 +138,13 @@ def main() -> None:
     print(f"TRL SFTTrainer defaults : {trl_rate:10.1f} real tokens/s ({trl_tokens} tokens in {trl_time:.2f} s)")
     print(f"harness-ext train       : {ours_rate:10.1f} real tokens/s ({ours_tokens} tokens in {ours_time:.2f} s)")
     print(f"speedup (same run)      : {figures['speedup']:.2f}x  (target >= 1.3x)")
+    if torch.cuda.is_available():
+        # Model FLOPs utilisation: ~6 FLOPs per parameter per real token (forward + backward),
+        # attention FLOPs ignored, against the GPU's peak dense bf16 rate.
+        for key, r in (("trl_sfttrainer", trl_rate), ("harness_ext", ours_rate)):
+            figures[key]["mfu"] = round(6 * n_params * r / (args.peak_tflops * 1e12), 4)
+        print(f"MFU (6*N*tokens/s / {args.peak_tflops} TFLOP/s): TRL {figures['trl_sfttrainer']['mfu']:.2%}, "
+              f"harness-ext {figures['harness_ext']['mfu']:.2%}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 

@@ -72,7 +72,7 @@ class TrainConfig:
         NEFTUNE_SCALINGS,
     )
     seed: int = _f(42, "Random seed (data order, initialisation of LoRA weights, NEFTune noise).")
-    bf16: bool = _f(False, "Train in bfloat16 mixed precision (needs a GPU or a CPU with bf16 support).")
+    bf16: bool = _f(False, "Train in bfloat16 mixed precision (needs a GPU with bf16 support; transformers refuses it on CPU).")
     gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass to save memory.")
     lora: bool = _f(False, "Train LoRA adapters (peft) instead of all weights; merged into the saved checkpoint.")
     lora_r: int = _f(16, "LoRA rank.")
