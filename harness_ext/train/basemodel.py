@@ -114,7 +114,7 @@ def _from_hub(repo_id: str) -> Path:
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]))
+        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]))
     except LocalEntryNotFoundError:
         raise InputError(
             f"base model '{repo_id}' is not a local folder and is not in the Hugging Face cache, and the "
