@@ -245,3 +245,18 @@ def test_lora_with_gradient_checkpointing_saves_a_merged_plain_checkpoint(tmp_pa
     assert not any("lora" in k for k in tuned) and tuned.keys() == base.keys()
     changed = [k for k in base if not (tuned[k] - base[k]).abs().max().item() < 1e-7]
     assert changed and all(k.endswith("proj.weight") for k in changed)  # only the LoRA-wrapped linears moved
+
+
+def test_neftune_changes_training_steps_and_scalings_differ(tmp_path, tiny_model_dir):
+    """Same seed, data and order: the first step's loss moves only because of the embedding noise."""
+    data = write_examples(tmp_path / "d.jsonl", n=4)
+
+    def first_loss(name, **over):
+        out = train(tiny_config(tiny_model_dir, max_steps=1, **over), data, tmp_path / name)
+        return json.loads((out / "train_log.jsonl").read_text().splitlines()[0])["loss"]
+
+    clean = first_loss("off", neftune_alpha=None)
+    assert first_loss("off-again", neftune_alpha=None) == clean  # runs are deterministic
+    reference = first_loss("ref", neftune_alpha=50.0)
+    hf = first_loss("hf", neftune_alpha=50.0, neftune_scaling="hf")
+    assert reference != clean and hf != clean and reference != hf
