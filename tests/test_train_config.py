@@ -90,6 +90,7 @@ def test_cli_help_lists_presets_and_options():
 
 
 def test_shipped_accelerate_configs_load():
+    pytest.importorskip("accelerate")
     from accelerate.commands.config.config_args import load_config_from_file
 
     res = run_cli("train", "--accelerate-config", "fsdp")
