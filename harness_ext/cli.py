@@ -34,6 +34,8 @@ COMMANDS: dict[str, str] = {
     "score": "harness_ext.commands.score",
     "refine": "harness_ext.commands.refine",
     "select": "harness_ext.commands.select",
+    "train": "harness_ext.commands.train",
+    "train-plot": "harness_ext.commands.train_plot",
     "generate": "harness_ext.commands.generate",
 }
 

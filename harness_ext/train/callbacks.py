@@ -1,0 +1,216 @@
+"""Trainer callbacks: the JSONL training log and the Instruction Following Score (IFS) monitor.
+
+Both are plain `transformers.TrainerCallback`s; they are built by functions so that importing
+this module does not import transformers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness_ext.artifacts import AppendLog, atomic_write_jsonl, read_jsonl
+from harness_ext.errors import InputError
+from harness_ext.records import ToneClassifier, Turn
+
+log = logging.getLogger(__name__)
+
+LOG_FILE = "train_log.jsonl"
+
+
+def read_log(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a training log (a torn last line from a killed run is ignored)."""
+    return read_jsonl(path, allow_truncated_tail=True)
+
+
+def rewind_log(path: Path, step: int) -> list[dict[str, Any]]:
+    """Keep only records up to `step` (what a resumed run starts from) and return them."""
+    if not path.exists():
+        return []
+    kept = [r for r in read_log(path) if int(r.get("step", 0)) <= step]
+    atomic_write_jsonl(path, kept)
+    return kept
+
+
+class TrainLog:
+    """Appends one JSON line per logged step; wall time continues across resumed sessions."""
+
+    def __init__(self, path: Path, history: Sequence[dict[str, Any]] = ()) -> None:
+        self.log = AppendLog(path)
+        self.offset = max((float(r.get("wall_time", 0.0)) for r in history), default=0.0)
+        self.start = time.monotonic()
+
+    def write(self, record: dict[str, Any]) -> dict[str, Any]:
+        record = {**record, "wall_time": round(self.offset + time.monotonic() - self.start, 3)}
+        self.log.append(record)
+        return record
+
+    def close(self) -> None:
+        self.log.close()
+
+
+def make_log_callback(train_log: TrainLog):
+    """A callback writing loss, lr, grad norm, real tokens seen and epoch at every log step."""
+    from transformers import TrainerCallback
+
+    class JsonlLogCallback(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs or "loss" not in logs:
+                return
+            train_log.write({
+                "type": "train", "step": state.global_step, "epoch": round(float(state.epoch or 0.0), 4),
+                "loss": logs.get("loss"), "lr": logs.get("learning_rate"), "grad_norm": logs.get("grad_norm"),
+                "real_tokens": int(getattr(state, "num_input_tokens_seen", 0) or 0),
+            })
+
+    return JsonlLogCallback()
+
+
+# ---------------------------------------------------------------- IFS
+
+
+def load_instructions(path: str | Path | None) -> list[str]:
+    """IFS instructions: one per line of a text file, or JSONL rows with 'instruction'."""
+    from harness_ext.paths import resources_dir
+
+    path = Path(path) if path else resources_dir() / "ifs_instructions.txt"
+    if not path.is_file():
+        raise InputError("IFS instruction file not found.", path=path, hint="check ifs_instructions.")
+    if path.suffix == ".jsonl":
+        rows = read_jsonl(path)
+        out = []
+        for i, row in enumerate(rows, start=1):
+            if not isinstance(row, dict) or not str(row.get("instruction", "")).strip():
+                raise InputError("row has no 'instruction'.", path=path, line=i)
+            out.append(str(row["instruction"]))
+    else:
+        out = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not out:
+        raise InputError("no IFS instructions in file.", path=path)
+    return out
+
+
+def load_classifier(name: str) -> ToneClassifier:
+    """The response-tone classifier called `name` ('default': harness_ext.ifs.load_tone_classifier)."""
+    import importlib
+
+    from harness_ext.errors import ConfigError
+
+    if name != "default":
+        raise ConfigError(f"ifs_classifier='{name}' is unknown.",
+                          hint="use 'default', or pass a classifier object to train(..., tone_classifier=...).")
+    try:
+        ifs = importlib.import_module("harness_ext.ifs")
+    except ImportError as exc:
+        if (getattr(exc, "name", "") or "") != "harness_ext.ifs":
+            raise  # harness_ext.ifs exists but one of its own imports failed: keep that error
+        raise ConfigError(
+            "ifs_classifier='default' needs harness_ext.ifs (the response-tone classifier of the lm-eval "
+            "tasks), which this installation does not have.",
+            hint="set ifs_every=0, or pass a classifier object to train(..., tone_classifier=...).",
+        ) from None
+    return ifs.load_tone_classifier()
+
+
+def greedy_answers(model, tokenizer, fmt, instructions: list[str], max_new_tokens: int,
+                   prefix: list[int], batch_size: int = 8) -> list[str]:
+    """Greedy, short answers to `instructions` rendered with `fmt`, in eval mode (no NEFTune)."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    answers: list[str] = []
+    try:
+        device = next(model.parameters()).device
+        for start in range(0, len(instructions), batch_size):
+            chunk = instructions[start:start + batch_size]
+            encoded = []
+            for text in chunk:
+                prompt = fmt.render([Turn("user", text)], add_generation_prompt=True)
+                ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+                bos = tokenizer.bos_token
+                encoded.append(ids if bos and prompt.startswith(bos) else prefix + ids)
+            width = max(len(e) for e in encoded)
+            input_ids = torch.full((len(encoded), width), pad, dtype=torch.long)
+            mask = torch.zeros_like(input_ids)
+            for i, e in enumerate(encoded):  # left padding so every answer starts at column `width`
+                input_ids[i, width - len(e):] = torch.as_tensor(e)
+                mask[i, width - len(e):] = 1
+            with torch.no_grad():
+                out = model.generate(
+                    input_ids=input_ids.to(device), attention_mask=mask.to(device), do_sample=False,
+                    max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
+                )
+            for row in out[:, width:]:
+                text = tokenizer.decode(row, skip_special_tokens=True)
+                for stop in fmt.stop:
+                    text = text.split(stop)[0] if stop else text
+                answers.append(text.strip())
+    finally:
+        if was_training:
+            model.train()
+    return answers
+
+
+class Plateau:
+    """Early stopping on a score that should rise: stop after `patience` checks without a gain
+    of at least `min_delta` over the best score so far (patience 0: never stop)."""
+
+    def __init__(self, patience: int, min_delta: float) -> None:
+        self.patience = patience
+        self.min_delta = min_delta
+        self.best: float | None = None
+        self.bad = 0
+
+    def update(self, score: float) -> bool:
+        if self.best is None or score >= self.best + self.min_delta:
+            self.best, self.bad = score, 0
+        else:
+            self.bad += 1
+            self.best = max(self.best, score)
+        return bool(self.patience) and self.bad >= self.patience
+
+
+def make_ifs_callback(*, classifier: ToneClassifier, instructions: list[str], fmt, tokenizer, every: int,
+                      max_new_tokens: int, patience: int, min_delta: float, prefix: list[int],
+                      write: Callable[[dict[str, Any]], Any], history: Sequence[dict[str, Any]] = ()):
+    """A callback scoring IFS every `every` steps, logging it and stopping on a plateau.
+
+    `history` holds the IFS records of an interrupted run, so a resumed run keeps its plateau count.
+    """
+    from transformers import TrainerCallback
+
+    plateau = Plateau(patience, min_delta)
+    for record in history:
+        if record.get("type") == "ifs":
+            plateau.update(float(record["ifs"]))
+
+    class IFSCallback(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if not every or state.global_step % every or model is None:
+                return control
+            answers = greedy_answers(model, tokenizer, fmt, instructions, max_new_tokens, prefix)
+            verdicts = list(classifier.answer_like(instructions, answers))
+            if len(verdicts) != len(instructions):
+                raise InputError(
+                    f"the tone classifier returned {len(verdicts)} verdicts for {len(instructions)} responses."
+                )
+            score = sum(bool(v) for v in verdicts) / len(verdicts)
+            stop = plateau.update(score)
+            record = {"type": "ifs", "step": state.global_step, "epoch": round(float(state.epoch or 0.0), 4),
+                      "ifs": score, "best_ifs": plateau.best, "checks_without_gain": plateau.bad,
+                      "stopped": stop}
+            if state.is_world_process_zero:
+                write(record)
+            log.info("step %d: IFS %.3f (best %.3f)", state.global_step, score, plateau.best)
+            if stop:
+                log.info("IFS plateaued for %d checks: stopping early", plateau.bad)
+                control.should_training_stop = True
+                control.should_save = True
+            return control
+
+    return IFSCallback()

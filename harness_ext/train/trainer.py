@@ -1,0 +1,325 @@
+"""`train(config, data, out)`: supervised fine-tuning on a transformers Trainer, resumable.
+
+What we add to a stock Trainer: response-only labels from the recorded prompt format, NEFTune
+with the paper's per-example scaling, length-grouped batches, a JSONL log, the IFS monitor, and
+an output folder that is either a complete checkpoint or absent. Resumable state lives in
+OUT/checkpoints/ until the run finishes; running the same command again continues from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness_ext.artifacts import (
+    atomic_write_json,
+    atomic_write_text,
+    provenance,
+    read_json,
+    sha256_file,
+    stable_hash,
+)
+from harness_ext.errors import ConfigError, InputError, StageError
+from harness_ext.records import ToneClassifier
+from harness_ext.train.basemodel import resolve_base_model
+from harness_ext.train.callbacks import (
+    LOG_FILE,
+    TrainLog,
+    load_classifier,
+    load_instructions,
+    make_ifs_callback,
+    make_log_callback,
+    rewind_log,
+)
+from harness_ext.train.card import render_card, selection_report
+from harness_ext.train.config import TrainConfig
+from harness_ext.train.data import (
+    ResponseOnlyCollator,
+    SeededLengthGroupedSampler,
+    special_prefix,
+    tokenize_examples,
+)
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "harness_ext_run.json"  # in OUT/checkpoints: what the resumable state belongs to
+REPORT_FILE = "train_report.json"  # in OUT: written last; its presence marks a finished run
+CHECKPOINTS = "checkpoints"
+
+OOM_HINT = ("enable gradient_checkpointing=true, lower per_device_batch_size (effective_batch_size is kept "
+            "by gradient accumulation), lower max_length, use lora=true, or launch with an FSDP / ZeRO-3 "
+            "accelerate config.")
+
+
+def _run_key(config: TrainConfig, data_sha: str) -> str:
+    # Keys that do not change the trained weights may differ between an interrupted and a resumed run.
+    cosmetic = {"save_steps", "save_total_limit", "keep_checkpoints", "logging_steps"}
+    return stable_hash({"config": {k: v for k, v in config.to_dict().items() if k not in cosmetic}, "data": data_sha})
+
+
+def train(config: TrainConfig, data: str | os.PathLike[str], out: str | os.PathLike[str], *,
+          tone_classifier: ToneClassifier | None = None, callbacks: Sequence[Any] = (),
+          replace_stale: bool = False) -> Path:
+    """Fine-tune `config.base_model` on `data` and write a checkpoint folder to `out`; return it.
+
+    Re-running with the same config and data resumes an interrupted run from its last checkpoint,
+    and returns at once when `out` already holds the finished run. `tone_classifier` overrides
+    `config.ifs_classifier` for the IFS callback; `callbacks` are extra TrainerCallbacks.
+    A finished or interrupted run of a different config/data in `out` is an error, unless
+    `replace_stale` (what a pipeline re-running a changed stage wants): then it is deleted first.
+    """
+    config.validate()
+    data, out = Path(data).resolve(), Path(out)
+    if not data.is_file():
+        raise InputError("training data file not found.", path=data, hint="pass the JSONL written by `harness-ext select`.")
+    data_sha = sha256_file(data)
+    key = _run_key(config, data_sha)
+    finished = out / REPORT_FILE
+    ckpt_root = out / CHECKPOINTS
+    run_file = ckpt_root / RUN_FILE
+    if finished.is_file() and read_json(finished).get("run_key") == key:
+        log.info("%s already holds this finished run; nothing to do", out)
+        return out
+    stale = finished.is_file() or (run_file.is_file() and read_json(run_file).get("run_key") != key)
+    if stale and replace_stale:
+        log.info("%s holds a run of other settings; replacing it", out)
+        _clear_run(out)
+    elif finished.is_file():
+        raise ConfigError(
+            f"{out} already holds a finished training run with a different config or data.",
+            hint="choose a new --out folder (or delete the old one).",
+        )
+    elif stale:
+        raise ConfigError(
+            f"{ckpt_root} holds an interrupted run with a different config or data, so it cannot be resumed.",
+            hint="rerun with the original settings to resume, or choose a new --out folder.",
+        )
+    try:
+        return _train(config, data, data_sha, out, key, tone_classifier, callbacks)
+    except RuntimeError as exc:
+        if "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError":
+            raise StageError(f"training ran out of memory ({str(exc).splitlines()[0][:200]}).", hint=OOM_HINT) from exc
+        raise
+
+
+def _clear_run(out: Path) -> None:
+    """Remove the checkpoint files, log and resumable state train() wrote into `out`."""
+    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    shutil.rmtree(out / ".final.partial", ignore_errors=True)
+    (out / REPORT_FILE).unlink(missing_ok=True)  # first: without it the folder is not a finished run
+    for pattern in ("*.safetensors", "*.json", "*.jinja", "*.model", "*.bin", "tokenizer*", "README.md", LOG_FILE):
+        for path in out.glob(pattern):
+            if path.is_file() and not path.name.startswith("."):  # keep hidden files such as a pipeline stamp
+                path.unlink()
+
+
+def _load_tokenizer(base: Path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    if tokenizer.pad_token is None:
+        # Padding is masked out of attention and loss, so any existing token serves.
+        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
+def _load_model(base: Path, config: TrainConfig):
+    import torch
+    from transformers import AutoModelForCausalLM, GenerationConfig
+
+    dtype = torch.bfloat16 if config.bf16 else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+    if getattr(model, "generation_config", None) is None:
+        model.generation_config = GenerationConfig.from_model_config(model.config)
+    if config.lora:
+        from harness_ext.errors import require
+
+        peft = require("peft", extra="train", purpose="LoRA training")
+        targets: Any = config.lora_target_modules
+        if targets != "all-linear":
+            targets = [t.strip() for t in targets.split(",") if t.strip()]
+        lora = peft.LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                               target_modules=targets, task_type="CAUSAL_LM")
+        if config.gradient_checkpointing:
+            model.enable_input_require_grads()
+        model = peft.get_peft_model(model, lora)
+    return model
+
+
+def _training_args(config: TrainConfig, ckpt_root: Path):
+    import torch
+    from transformers import TrainingArguments
+
+    # Several processes without CUDA (torchrun on CPU): ask for the CPU/gloo setup explicitly, else
+    # transformers treats each process as a separate single-process run.
+    cpu_distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    args = TrainingArguments(
+        use_cpu=cpu_distributed,
+        output_dir=str(ckpt_root),
+        per_device_train_batch_size=config.per_device_batch_size,
+        gradient_accumulation_steps=1,  # set below, once the number of processes is known
+        num_train_epochs=config.num_train_epochs,
+        max_steps=config.max_steps,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler_type,
+        warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        logging_steps=config.logging_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=config.bf16,
+        activation_checkpointing=config.gradient_checkpointing,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        # group_by_length is done by our own seeded sampler (see _make_trainer); "random" here
+        # keeps transformers from building its own.
+        train_sampling_strategy="random",
+        remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding",
+        report_to=[],
+        dataloader_num_workers=0,
+        disable_tqdm=not bool(os.environ.get("HARNESS_EXT_PROGRESS", "1") == "1"),
+    )
+    args.gradient_accumulation_steps = config.gradient_accumulation(args.world_size)
+    return args
+
+
+def _make_trainer(*, group_by_length: bool, **kwargs: Any):
+    """A stock transformers Trainer; with `group_by_length`, one whose training order comes from
+    SeededLengthGroupedSampler, so a resumed run sees the same batches as an uninterrupted one."""
+    from transformers import Trainer
+
+    if not group_by_length:
+        return Trainer(**kwargs)
+
+    class LengthGroupedTrainer(Trainer):
+        # The one hook we replace: where the Trainer asks for its training sampler.
+        def _get_train_sampler(self, train_dataset=None):
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            lengths = [len(ids) for ids in dataset["input_ids"]]
+            group = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            return SeededLengthGroupedSampler(lengths, group, self.args.data_seed or self.args.seed)
+
+    return LengthGroupedTrainer(**kwargs)
+
+
+def _train(config: TrainConfig, data: Path, data_sha: str, out: Path, key: str,
+           tone_classifier: ToneClassifier | None, extra_callbacks: Sequence[Any]) -> Path:
+    from datasets import Dataset
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from harness_ext.formats import get_format
+    from harness_ext.train.neftune import NEFTune
+
+    ckpt_root = out / CHECKPOINTS
+    try:
+        args = _training_args(config, ckpt_root)
+    except ValueError as exc:  # transformers' own checks, e.g. bf16 without hardware support
+        raise ConfigError(
+            f"transformers rejected the training arguments: {str(exc).splitlines()[0]}",
+            hint="on a machine without a bf16-capable GPU set bf16=false; see `harness-ext train --help`.",
+        ) from None
+    world_size, is_main = args.world_size, args.process_index == 0
+    base = resolve_base_model(config.base_model)
+    tokenizer = _load_tokenizer(base)
+    fmt = get_format(config.prompt_format, tokenizer)
+    tokenized = tokenize_examples(data, tokenizer, fmt, max_length=config.max_length, overlength=config.overlength)
+    data_report = tokenized.report()
+    log.info("data: %s", data_report)
+
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    if is_main:
+        atomic_write_json(ckpt_root / RUN_FILE, {"run_key": key, "config": config.to_dict(), "data_sha256": data_sha})
+    last = get_last_checkpoint(str(ckpt_root))
+    resumed_step = int(read_json(Path(last) / "trainer_state.json")["global_step"]) if last else 0
+    history = rewind_log(out / LOG_FILE, resumed_step) if is_main else []
+    if last:
+        log.info("resuming from %s (step %d)", last, resumed_step)
+
+    model = _load_model(base, config)
+    train_log = TrainLog(out / LOG_FILE, history) if is_main else None
+    callbacks: list[Any] = [make_log_callback(train_log)] if train_log else []
+    if config.ifs_every:
+        classifier = tone_classifier or load_classifier(config.ifs_classifier)
+        callbacks.append(make_ifs_callback(
+            classifier=classifier, instructions=load_instructions(config.ifs_instructions), fmt=fmt,
+            tokenizer=tokenizer, every=config.ifs_every, max_new_tokens=config.ifs_max_new_tokens,
+            patience=config.ifs_patience, min_delta=config.ifs_min_delta, prefix=special_prefix(tokenizer),
+            write=train_log.write if train_log else (lambda record: None), history=history,
+        ))
+    callbacks.extend(extra_callbacks)
+    trainer = _make_trainer(
+        model=model, args=args, train_dataset=Dataset.from_list(tokenized.rows),
+        data_collator=ResponseOnlyCollator(tokenizer.pad_token_id), processing_class=tokenizer, callbacks=callbacks,
+        group_by_length=config.group_by_length,
+    )
+    neftune = NEFTune(config.neftune_alpha, config.neftune_scaling).attach(trainer.model) \
+        if config.neftune_alpha else None
+    try:
+        trainer.train(resume_from_checkpoint=last)
+    finally:
+        if neftune:
+            neftune.detach()
+        if train_log:
+            train_log.close()
+    state = trainer.state
+    losses = [h["loss"] for h in state.log_history if "loss" in h]
+    stopped_early = bool(state.global_step < state.max_steps)
+    summary = {
+        "global_step": state.global_step, "max_steps": state.max_steps, "epoch": state.epoch,
+        "final_loss": losses[-1] if losses else None,
+        "real_tokens": int(getattr(state, "num_input_tokens_seen", 0) or 0),
+        "resumed_from_step": resumed_step, "stopped_early": stopped_early, "world_size": world_size,
+    }
+    _save_final(trainer, tokenizer, config, out, data, data_sha, key, base, data_report, summary, is_main)
+    return out
+
+
+def _save_final(trainer, tokenizer, config: TrainConfig, out: Path, data: Path, data_sha: str, key: str,
+                base: Path, data_report: dict[str, Any], summary: dict[str, Any], is_main: bool) -> None:
+    """Write the checkpoint into a sibling folder and move it into `out` only when complete."""
+    from harness_ext.formats import save_format
+
+    tmp = out / ".final.partial"  # a fixed name: every rank of a distributed run must agree on it
+    if is_main and tmp.exists():
+        shutil.rmtree(tmp)
+    trainer.accelerator.wait_for_everyone()
+    model = trainer.model
+    if config.lora:
+        model = trainer.accelerator.unwrap_model(model).merge_and_unload()
+        if is_main:
+            model.save_pretrained(tmp)
+    else:
+        trainer.save_model(str(tmp))
+    if not is_main:
+        return
+    generation = model.generation_config
+    generation.eos_token_id = tokenizer.eos_token_id
+    generation.pad_token_id = tokenizer.pad_token_id
+    generation.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "training_args.bin").unlink(missing_ok=True)
+    save_format(tmp, config.prompt_format)
+    prov = provenance(config=config.to_dict(), data=str(data), data_sha256=data_sha)
+    selection = selection_report(data)
+    atomic_write_text(tmp / "README.md", render_card(
+        config=config, base_model=config.base_model, base_path=base, data=data, data_sha256=data_sha,
+        selection=selection, data_report=data_report, result=summary, prov=prov,
+    ))
+    for item in sorted(tmp.iterdir()):
+        os.replace(item, out / item.name)
+    tmp.rmdir()
+    atomic_write_json(out / REPORT_FILE, {
+        "run_key": key, "result": summary, "data": data_report, "config": config.to_dict(),
+        "selection_report": selection["path"] if selection else None, "provenance": prov,
+    })
+    if not config.keep_checkpoints:
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
