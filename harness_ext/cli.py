@@ -25,6 +25,9 @@ from harness_ext.errors import HarnessError
 # name -> module; the order is the order `--help` lists them in.
 COMMANDS: dict[str, str] = {
     # "name": "harness_ext.commands.name",  (one line per subcommand, in --help order)
+    "lm-eval": "harness_ext.commands.lm_eval",
+    "lm-eval-tasks": "harness_ext.commands.lm_eval_tasks",
+    "contamination": "harness_ext.commands.contamination",
 }
 
 

@@ -19,6 +19,7 @@ MMLU is a group of 57 subject tasks: give one folder per subject you have (mmlu_
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -40,7 +41,9 @@ def _yaml_dump(obj: dict[str, Any]) -> str:
     return yaml.safe_dump(obj, sort_keys=False, allow_unicode=True)
 
 
+@functools.lru_cache(maxsize=1)
 def _task_index():
+    """lm_eval's task index with ours included (scanning every YAML takes seconds, so kept per process)."""
     from harness_ext.errors import require
 
     require("lm_eval", package="lm-eval", extra="eval", purpose="Writing local lm_eval tasks")
@@ -187,4 +190,33 @@ def _name_of(yml: Path) -> str:
         cfg = yaml.load(f, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
     if not isinstance(cfg, dict):
         return ""
-    return str(cfg.get("task") or cfg.get("group") or "")
+    return str(cfg.get("group") or cfg.get("task") or "")
+
+
+def convert_qmsum(src: str | Path, dst: str | Path) -> int:
+    """Convert original-format QMSum (Yale-LILY, one meeting per line) to SCROLLS rows; return the row count.
+
+    SCROLLS' QMSum pairs each query (general and specific) with the whole meeting: input is the
+    query, a blank line, then the transcript as "Speaker: utterance" lines; output is the
+    answer. Write the result to DIR/hx_qmsum/validation.jsonl to evaluate hx_qmsum on it.
+    """
+    from harness_ext.artifacts import atomic_write_jsonl, iter_jsonl
+
+    src = Path(src)
+    rows: list[dict[str, str]] = []
+    for line, meeting in iter_jsonl(src):
+        if not isinstance(meeting, dict) or not isinstance(meeting.get("meeting_transcripts"), list):
+            raise InputError("not an original-format QMSum meeting (no 'meeting_transcripts' list).", path=src,
+                             line=line, hint="pass QMSum's data/*/jsonl/<split>.jsonl, not the SCROLLS version.")
+        transcript = "\n".join(f"{t.get('speaker', '')}: {t.get('content', '')}" for t in meeting["meeting_transcripts"])
+        queries = list(meeting.get("general_query_list") or []) + list(meeting.get("specific_query_list") or [])
+        for q, item in enumerate(queries):
+            if not isinstance(item, dict) or not item.get("query") or not item.get("answer"):
+                raise InputError(f"query {q} has no 'query'/'answer' text.", path=src, line=line)
+            rid = f"qmsum-{line}-{q}"
+            rows.append({"id": rid, "pid": rid, "input": f"{item['query'].strip()}\n\n{transcript}",
+                         "output": item["answer"].strip()})
+    if not rows:
+        raise InputError("no queries found.", path=src)
+    atomic_write_jsonl(dst, rows)
+    return len(rows)

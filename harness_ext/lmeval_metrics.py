@@ -100,6 +100,7 @@ def gen_tokens(
 
 def register_lm_eval_extensions() -> list[str]:
     """Register hx_gen_chars / hx_gen_words / hx_gen_tokens with lm_eval (idempotent); return their names."""
+    import lm_eval.api.metrics  # noqa: F401 - fills lm_eval's built-in aggregations ("mean") first
     from lm_eval.api import registry
 
     names = {"hx_gen_chars": gen_chars, "hx_gen_words": gen_words, "hx_gen_tokens": gen_tokens}
