@@ -145,6 +145,19 @@ def merge_scrolls_references(dataset):
     return datasets.Dataset.from_list(rows, features=features)
 
 
+def qmsum_prompt(doc: dict[str, Any]) -> str:
+    """QMSum prompt with the query moved after the transcript.
+
+    SCROLLS puts the query first; lm_eval truncates over-long prompts from the left, which would
+    cut the query off a long meeting. Placing it last keeps it whatever the context length.
+    """
+    query, sep, transcript = doc["input"].partition("\n\n")
+    if not sep:
+        query, transcript = "", doc["input"]
+    return (f"{transcript}\n\nQuery: {query}\n"
+            "Answer the query about the meeting transcript above with a summary.\nSummary:")
+
+
 def summary_process_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, float]:
     """Per-document ROUGE and length statistics of a summary."""
     prediction = results[0].strip()

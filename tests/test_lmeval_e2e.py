@@ -45,15 +45,28 @@ def _all_task_names() -> set[str]:
 @pytest.fixture(scope="module")
 def lm_eval_run(tiny_model_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lmeval")
-    include = tmp / "tasks"
-    made = run_cli("lm-eval-tasks", "--local-data", str(LOCAL_DATA), "--out", str(include))
-    assert made.returncode == 0, made.stderr
+    from harness_ext.lmeval_local import write_local_tasks
+
+    # in-process, so later tests reuse the task index it builds (the CLI form is tested elsewhere)
+    include = write_local_tasks(LOCAL_DATA, tmp / "tasks")
+    # a user's own generate_until task attaching our length metric by function, which plain
+    # lm_eval resolves without the launcher; lm_eval accepts a YAML path in --tasks
+    user_data = tmp / "user_qa.jsonl"
+    user_data.write_text("".join(json.dumps({"q": f"Say hello {i}.", "a": "hello"}) + "\n" for i in range(3)))
+    user_task = tmp / "user_len.yaml"
+    user_task.write_text(
+        "task: user_len\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
+        f"    test: {user_data}\noutput_type: generate_until\ntest_split: test\n"
+        "doc_to_text: '{{q}}'\ndoc_to_target: '{{a}}'\n"
+        "metric_list:\n  - metric: !function harness_ext.lmeval_metrics.gen_chars\n"
+        "    aggregation: mean\n    higher_is_better: false\n"
+    )
     out = tmp / "out"
     env = cli_env(HARNESS_EXT_IFS_DATA=str(IFS_TRAIN), HARNESS_EXT_CACHE=str(tmp / "cache"),
                   HF_DATASETS_CACHE=str(tmp / "hf_datasets"))
     proc = subprocess.run(
         [sys.executable, "-m", "lm_eval", "run", "--model", "hf", "--model_args", f"pretrained={tiny_model_dir}",
-         "--device", "cpu", "--include_path", str(include), "--tasks", ALL_TASKS, "--limit", "3",
+         "--device", "cpu", "--include_path", str(include), "--tasks", f"{ALL_TASKS},{user_task}", "--limit", "3",
          "--gen_kwargs", "max_gen_toks=12", "--output_path", str(out), "--log_samples"],
         env=env, capture_output=True, text=True, timeout=600,
     )
@@ -115,7 +128,11 @@ def test_longform_rouge_and_lengths_match_samples(lm_eval_run):
         assert got["gen_chars,none"] == pytest.approx(sum(len(p) for p in preds) / 3)
         assert {"rouge2,none", "rougeL,none", "rouge_gm,none", "gen_words,none"} <= set(got)
         # the prompt ends with the instruction, so it reads the same with or without a chat template
-        assert samples[0]["arguments"]["gen_args_0"]["arg_0"].rstrip().endswith("Summary:")
+        prompt = samples[0]["arguments"]["gen_args_0"]["arg_0"]
+        assert prompt.rstrip().endswith("Summary:")
+        if task == "hx_qmsum":  # the query sits after the transcript, safe from left truncation
+            query = samples[0]["doc"]["input"].split("\n\n", 1)[0]
+            assert f"Query: {query}\n" in prompt and prompt.index("Speaker") < prompt.index("Query:")
     group = results["groups"]["hx_longform"]
     per_task = [results["results"][t]["rougeL,none"] for t in ("hx_govreport", "hx_summscreenfd", "hx_qmsum")]
     assert group["rougeL,none"] == pytest.approx(sum(per_task) / 3)
@@ -131,6 +148,13 @@ def test_ifs_task_scores_with_the_tone_classifier(lm_eval_run, monkeypatch):
     instructions = [s["doc"]["instruction"] for s in samples]
     responses = [s["resps"][0][0] for s in samples]
     assert results["results"]["hx_ifs"]["ifs,none"] == pytest.approx(ifs_score(clf, instructions, responses))
+
+
+def test_plain_lm_eval_attaches_length_metric_by_function(lm_eval_run):
+    results, folder = lm_eval_run
+    samples = [json.loads(x) for x in next(folder.glob("samples_user_len_*.jsonl")).read_text().splitlines()]
+    expected = sum(len(s["filtered_resps"][0]) for s in samples) / len(samples)
+    assert results["results"]["user_len"]["gen_chars,none"] == pytest.approx(expected)
 
 
 def test_launcher_registers_length_metrics_for_any_task(tiny_model_dir, tmp_path):

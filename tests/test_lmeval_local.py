@@ -89,3 +89,16 @@ def test_real_qmsum_validation_converts(shared_data, tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "data" / "hx_qmsum" / "validation.jsonl").read_text().splitlines()]
     assert len(rows) == 272  # 35 meetings, 272 queries (shared data MANIFEST)
     assert all(r["input"].count("\n") > 50 and r["output"] for r in rows)
+
+
+@pytest.mark.slow
+def test_hx_qmsum_runs_on_real_qmsum(shared_data, tiny_model_dir, tmp_path):
+    """Real QMSum meetings (converted to SCROLLS rows) through lm_eval with a tiny model."""
+    from harness_ext.lmeval import run_lm_eval
+
+    convert_qmsum(shared_data / "qmsum" / "val.jsonl", tmp_path / "data" / "hx_qmsum" / "validation.jsonl")
+    path = run_lm_eval(tiny_model_dir, ["hx_qmsum"], tmp_path / "out", limit=2, local_data=tmp_path / "data",
+                       extra_args=["--gen_kwargs", "max_gen_toks=16"])
+    res = json.loads(path.read_text())["results"]["hx_qmsum"]
+    assert res["sample_len"] == 2
+    assert {"rouge1,none", "rouge2,none", "rougeL,none", "gen_chars,none"} <= set(res)

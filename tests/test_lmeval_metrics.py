@@ -63,6 +63,14 @@ def test_summary_process_results_strips_and_scores():
     assert out["gen_chars"] == len(PRED)
 
 
+def test_qmsum_prompt_puts_the_query_last():
+    from harness_ext.lmeval_metrics import qmsum_prompt
+
+    prompt = qmsum_prompt({"input": "What was decided?\n\nA: ship it .\n\nB: ok ."})
+    assert prompt.startswith("A: ship it .\n\nB: ok .\n\nQuery: What was decided?\n")
+    assert prompt.endswith("Summary:")
+
+
 def test_scrolls_rows_sharing_an_input_are_merged():
     datasets = pytest.importorskip("datasets")
     from harness_ext.lmeval_metrics import merge_scrolls_references
