@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "lm-eval": "harness_ext.commands.lm_eval",
     "lm-eval-tasks": "harness_ext.commands.lm_eval_tasks",
     "contamination": "harness_ext.commands.contamination",
+    "ifs": "harness_ext.commands.ifs",
 }
 
 

@@ -115,6 +115,27 @@ def test_bad_training_rows_name_file_and_line(tmp_path):
         train_tone_classifier(few)
 
 
+def test_cli_scores_a_generations_file(tmp_path):
+    from tests.conftest import cli_env, run_cli
+
+    gens = tmp_path / "model_outputs.json"
+    gens.write_text(json.dumps([
+        {"instruction": "List three facts about owls.", "output": "1. Owls hunt at night. 2. They see well. 3. They fly quietly."},
+        {"instruction": "Write a short poem about", "output": "the moon and the stars above the quiet sea."},
+        {"instruction": "Describe tea.", "output": ""},
+    ]))
+    out = tmp_path / "ifs.json"
+    proc = run_cli("ifs", str(gens), "--train", str(TRAIN), "--out", str(out),
+                   env=cli_env(HARNESS_EXT_CACHE=str(tmp_path / "cache")))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    labels = [x["answer_like"] for x in report["labels"]]
+    assert labels[2] is False  # an empty response never counts as an answer
+    assert report["ifs"] == pytest.approx(sum(labels) / 3) and report["rows"] == 3
+    assert f"IFS {report['ifs']:.4f}" in proc.stdout
+    assert report["classifier"]["rows"] == 60
+
+
 @pytest.mark.slow
 def test_classifier_on_alpaca(shared_data):
     """On real Alpaca data the classifier tells answers from instruction continuations."""
