@@ -106,8 +106,10 @@ def run_lm_eval(
     lm_eval writes `out/<model name>/results_<timestamp>.json` (and samples with
     `--log_samples` in extra_args). When an Open LLM v1 task is among the results,
     `openllm_summary.json` (leaderboard metric per task and their mean) is written next to it.
-    `backend` is lm_eval's --model (hf, vllm, ...); `local_data` is a folder of local task data
-    (see harness_ext.lmeval_local.write_local_tasks).
+    `backend` is lm_eval's --model (hf, vllm, ...); more model options go in `extra_args` as a
+    second `--model_args k=v,...`, which lm_eval merges with pretrained=model_path (e.g.
+    tensor_parallel_size=2 for vllm). `local_data` is a folder of local task data (see
+    harness_ext.lmeval_local.write_local_tasks).
     """
     if not tasks:
         raise ConfigError("run_lm_eval needs at least one task.", hint="e.g. tasks=['hx_openllm'].")
