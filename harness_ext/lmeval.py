@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness_ext.artifacts import atomic_write_json, provenance, read_json
-from harness_ext.errors import ConfigError, StageError, require
+from harness_ext.errors import ConfigError, StageError, did_you_mean, require
 from harness_ext.paths import tasks_dir
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,22 @@ def run_lm_eval_cli(argv: Sequence[str], *, include: Path | None = None) -> int:
             cli_evaluate()
         except SystemExit as exc:  # argparse errors and --help end this way
             return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+        except ValueError as exc:
+            # lm_eval reports bad task names and configs as ValueError; show them as one line.
+            message = str(exc)
+            if message.startswith("Tasks not found:"):
+                missing = message.split(":", 1)[1].strip().split(",")[0].strip()
+                raise ConfigError(f"lm_eval: {message}.{did_you_mean(missing, our_task_names())}",
+                                  hint="list tasks with `harness-ext lm-eval ls tasks`.") from exc
+            raise StageError(f"lm_eval stopped: {message}", hint="see lm_eval's log above.") from exc
     return 0
+
+
+def our_task_names() -> list[str]:
+    """Names of the tasks and groups in tasks_path()."""
+    from harness_ext.lmeval_local import declared_name
+
+    return sorted({n for y in tasks_path().rglob("*.yaml") if (n := declared_name(y))})
 
 
 def _results_files(out: Path) -> dict[Path, float]:

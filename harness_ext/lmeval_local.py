@@ -155,7 +155,7 @@ def write_local_tasks(data_dir: str | Path, out_dir: str | Path) -> Path:
                 continue
             target = tmp / "harness_ext" / yml.relative_to(ours)
             target.parent.mkdir(parents=True, exist_ok=True)
-            if _name_of(yml) in overrides:
+            if declared_name(yml) in overrides:
                 continue  # the override below replaces this task
             target.write_text(_yaml_dump({"include": str(yml)}), encoding="utf-8")
         for name, cfg in overrides.items():
@@ -178,7 +178,7 @@ def write_local_tasks(data_dir: str | Path, out_dir: str | Path) -> Path:
     return out_dir
 
 
-def _name_of(yml: Path) -> str:
+def declared_name(yml: Path) -> str:
     """The task or group name a YAML file declares (without resolving its includes)."""
     import yaml
 

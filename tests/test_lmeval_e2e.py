@@ -212,3 +212,10 @@ def test_tasks_folder_is_printed():
     proc = run_cli("lm-eval-tasks")
     assert proc.returncode == 0
     assert Path(proc.stdout.strip()) == (ROOT / "tasks").resolve()
+
+
+@pytest.mark.slow
+def test_unknown_task_is_one_line_with_did_you_mean(tiny_model_dir):
+    proc = run_cli("lm-eval", "--model", "hf", "--model_args", f"pretrained={tiny_model_dir}", "--tasks", "hx_ifz")
+    assert proc.returncode == 2
+    assert "Tasks not found: hx_ifz. Did you mean 'hx_ifs'?" in proc.stderr and "Traceback" not in proc.stderr
