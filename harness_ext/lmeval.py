@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness_ext.artifacts import atomic_write_json, provenance, read_json
+from harness_ext.artifacts import atomic_write_json, provenance, read_json, stable_hash
 from harness_ext.errors import ConfigError, StageError, did_you_mean, require
 from harness_ext.paths import tasks_dir
 
@@ -115,6 +115,7 @@ def run_lm_eval(
     backend: str = "hf",
     extra_args: Sequence[str] = (),
     local_data: str | Path | None = None,
+    resume: bool = True,
 ) -> Path:
     """Evaluate a model with lm_eval on `tasks` (ours and lm_eval's); return the results JSON path.
 
@@ -124,7 +125,9 @@ def run_lm_eval(
     `backend` is lm_eval's --model (hf, vllm, ...); more model options go in `extra_args` as a
     second `--model_args k=v,...`, which lm_eval merges with pretrained=model_path (e.g.
     tensor_parallel_size=2 for vllm). `local_data` is a folder of local task data (see
-    harness_ext.lmeval_local.write_local_tasks).
+    harness_ext.lmeval_local.write_local_tasks). With `resume`, lm_eval's response cache
+    (`--use_cache`) lives in out/_lm_eval_cache/, keyed by the model path, its files' mtimes and
+    the backend, so a rerun after an interruption skips the requests already answered.
     """
     if not tasks:
         raise ConfigError("run_lm_eval needs at least one task.", hint="e.g. tasks=['hx_openllm'].")
@@ -141,6 +144,8 @@ def run_lm_eval(
     ]
     if limit is not None:
         argv += ["--limit", str(limit)]
+    if resume and "--use_cache" not in extra_args:
+        argv += ["--use_cache", str(out / "_lm_eval_cache" / _model_cache_key(model_path, backend))]
     argv += list(extra_args)
     before = _results_files(out)
     code = run_lm_eval_cli(argv, include=include)
@@ -153,6 +158,13 @@ def run_lm_eval(
     results_path = max(new, key=lambda p: p.stat().st_mtime)
     write_openllm_summary(results_path)
     return results_path
+
+
+def _model_cache_key(model_path: str | Path, backend: str) -> str:
+    """Names a response cache: a retrained checkpoint at the same path gets a new one."""
+    p = Path(model_path)
+    stamp = max((f.stat().st_mtime_ns for f in p.iterdir() if f.is_file()), default=0) if p.is_dir() else 0
+    return stable_hash({"model": str(model_path), "backend": backend, "stamp": stamp})[:16]
 
 
 def _mmlu_subject_mean(results: dict[str, Any]) -> tuple[float, int] | None:

@@ -179,6 +179,8 @@ def test_launcher_registers_length_metrics_for_any_task(tiny_model_dir, tmp_path
     assert res["hx_gen_chars,none"] == pytest.approx(sum(len(s["filtered_resps"][0]) for s in samples) / 2)
     assert res["hx_gen_words,none"] >= 0
     assert not (path.parent / "openllm_summary.json").exists()  # no Open LLM task in this run
+    # lm_eval's response cache lets an interrupted run resume without redoing answered requests
+    assert list((tmp_path / "out" / "_lm_eval_cache").glob("*_rank0.db"))
 
 
 def test_openllm_variants_leave_out_tasks():
