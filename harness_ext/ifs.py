@@ -100,6 +100,16 @@ def read_instruction_rows(path: str | Path, *, keep_empty: bool = False) -> list
     return pairs
 
 
+def cut_instruction(instruction: str, rng: random.Random) -> tuple[str, str] | None:
+    """Split an instruction after a random 30-80% of its words: (fragment, rest), or None under 4 words."""
+    words = instruction.split(" ")
+    if len(words) < 4:
+        return None
+    cut = rng.randint(max(1, int(len(words) * 0.3)), max(1, int(len(words) * 0.8)))
+    cut = min(cut, len(words) - 1)
+    return " ".join(words[:cut]), " ".join(words[cut:])
+
+
 def make_tone_pairs(rows: Sequence[tuple[str, str]], *, seed: int = 0) -> list[TonePair]:
     """Training fragments as the paper describes them.
 
@@ -111,12 +121,9 @@ def make_tone_pairs(rows: Sequence[tuple[str, str]], *, seed: int = 0) -> list[T
     pairs: list[TonePair] = []
     for instruction, response in rows:
         pairs.append(TonePair(instruction, response, True))
-        words = instruction.split(" ")
-        if len(words) < 4:
-            continue
-        cut = rng.randint(max(1, int(len(words) * 0.3)), max(1, int(len(words) * 0.8)))
-        cut = min(cut, len(words) - 1)
-        pairs.append(TonePair(" ".join(words[:cut]), " ".join(words[cut:]), False))
+        split = cut_instruction(instruction, rng)
+        if split is not None:
+            pairs.append(TonePair(split[0], split[1], False))
     return pairs
 
 

@@ -189,6 +189,24 @@ def ifs_prompt(doc: dict[str, Any]) -> str:
     return f"{doc['instruction']}\n\n{extra}" if extra else doc["instruction"]
 
 
+def ifs_partial_docs(dataset):
+    """hx_ifs_partial documents: each instruction cut to a fragment (IFS_partial in the paper).
+
+    An instruction-following model answers even an unfinished instruction; a base model tends
+    to complete it. The cut point is drawn per row from a generator seeded with the row index,
+    so the fragments are the same on every run and do not depend on --limit.
+    """
+    import random
+
+    from harness_ext.ifs import cut_instruction
+
+    def fragment(doc: dict[str, Any], idx: int) -> dict[str, Any]:
+        split = cut_instruction(doc["instruction"], random.Random(idx))
+        return {"instruction": split[0] if split else doc["instruction"], "input": ""}
+
+    return dataset.map(fragment, with_indices=True)
+
+
 @functools.lru_cache(maxsize=1)
 def _classifier():
     from harness_ext.ifs import load_tone_classifier

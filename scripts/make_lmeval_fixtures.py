@@ -172,6 +172,7 @@ def main(out: Path) -> None:
     _write(out, "hx_summscreenfd", "validation", scrolls(rng, 4, "summ_screen_fd"))
     _write(out, "hx_qmsum", "validation", scrolls(rng, 4, "qmsum"))
     _write(out, "hx_ifs", "test", ifs(4))
+    _write(out, "hx_ifs_partial", "test", ifs(4))
     with open(out.parent / "ifs_train.jsonl", "w", encoding="utf-8") as f:
         for r in tone_rows():
             f.write(json.dumps(r, ensure_ascii=False) + "\n")

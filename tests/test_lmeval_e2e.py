@@ -9,6 +9,7 @@ attaches the registered length metric by name.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ pytest.importorskip("sklearn")
 FIXTURES = ROOT / "tests" / "fixtures"
 LOCAL_DATA = FIXTURES / "lmeval_data"
 IFS_TRAIN = FIXTURES / "ifs_train.jsonl"
-ALL_TASKS = "hx_openllm,hx_longform,hx_ifs"
+ALL_TASKS = "hx_openllm,hx_longform,hx_ifs,hx_ifs_partial"
 
 
 def _all_task_names() -> set[str]:
@@ -40,6 +41,12 @@ def _all_task_names() -> set[str]:
         cfg = yaml.load(y.read_text(), Loader=Loader)  # noqa: S506 - SafeLoader subclass
         names.add(cfg.get("group") or cfg.get("task"))
     return names
+
+
+def _samples(folder: Path, task: str) -> list[dict]:
+    """The logged samples of one task (samples_<task>_<timestamp>.jsonl; hx_ifs must not match hx_ifs_partial)."""
+    (path,) = [p for p in folder.glob(f"samples_{task}_*.jsonl") if re.fullmatch(rf"samples_{task}_\d{{4}}-.*", p.name)]
+    return [json.loads(x) for x in path.read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +123,7 @@ def test_longform_rouge_and_lengths_match_samples(lm_eval_run):
     results, folder = lm_eval_run
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     for task in ("hx_govreport", "hx_summscreenfd", "hx_qmsum"):
-        samples = [json.loads(x) for x in next(folder.glob(f"samples_{task}_*.jsonl")).read_text().splitlines()]
+        samples = _samples(folder, task)
         assert len(samples) == 3
         preds = [s["filtered_resps"][0].strip() for s in samples]
         refs = [s["doc"]["outputs"] for s in samples]
@@ -140,7 +147,7 @@ def test_longform_rouge_and_lengths_match_samples(lm_eval_run):
 
 def test_ifs_task_scores_with_the_tone_classifier(lm_eval_run, monkeypatch):
     results, folder = lm_eval_run
-    samples = [json.loads(x) for x in next(folder.glob("samples_hx_ifs_*.jsonl")).read_text().splitlines()]
+    samples = _samples(folder, "hx_ifs")
     monkeypatch.setenv("HARNESS_EXT_IFS_DATA", str(IFS_TRAIN))
     from harness_ext.ifs import ifs_score, load_tone_classifier
 
@@ -148,11 +155,18 @@ def test_ifs_task_scores_with_the_tone_classifier(lm_eval_run, monkeypatch):
     instructions = [s["doc"]["instruction"] for s in samples]
     responses = [s["resps"][0][0] for s in samples]
     assert results["results"]["hx_ifs"]["ifs,none"] == pytest.approx(ifs_score(clf, instructions, responses))
+    partial = _samples(folder, "hx_ifs_partial")
+    for full, frag in zip(samples, partial, strict=True):  # same rows, instruction cut to a prefix
+        cut = frag["doc"]["instruction"]
+        assert full["doc"]["instruction"].startswith(cut) and len(cut) < len(full["doc"]["instruction"])
+    frags = [s["doc"]["instruction"] for s in partial]
+    assert results["results"]["hx_ifs_partial"]["ifs,none"] == pytest.approx(
+        ifs_score(clf, frags, [s["resps"][0][0] for s in partial]))
 
 
 def test_plain_lm_eval_attaches_length_metric_by_function(lm_eval_run):
     results, folder = lm_eval_run
-    samples = [json.loads(x) for x in next(folder.glob("samples_user_len_*.jsonl")).read_text().splitlines()]
+    samples = _samples(folder, "user_len")
     expected = sum(len(s["filtered_resps"][0]) for s in samples) / len(samples)
     assert results["results"]["user_len"]["gen_chars,none"] == pytest.approx(expected)
 
