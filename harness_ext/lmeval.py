@@ -137,6 +137,10 @@ def run_lm_eval(
     if local_data is not None:
         from harness_ext.lmeval_local import write_local_tasks
 
+        if any(a == "--include_path" or a.startswith("--include_path=") for a in extra_args):
+            raise ConfigError("local_data and an --include_path in extra_args cannot be combined "
+                              "(lm_eval takes one include path).",
+                              hint="pass your own task YAML files by path in `tasks` instead of --include_path.")
         include = write_local_tasks(local_data, out / "_local_tasks")
     argv = [
         "run", "--model", backend, "--model_args", f"pretrained={model_path}",

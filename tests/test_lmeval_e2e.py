@@ -172,12 +172,12 @@ def test_plain_lm_eval_attaches_length_metric_by_function(lm_eval_run):
 
 
 def test_launcher_registers_length_metrics_for_any_task(tiny_model_dir, tmp_path):
-    """A user's own generate_until task attaches hx_gen_chars by name through run_lm_eval."""
+    """Through run_lm_eval: a user's task attaches hx_gen_chars by name, and hx_qmsum reads local
+    data with the model's chat template applied."""
     data = tmp_path / "qa.jsonl"
     data.write_text("".join(json.dumps({"q": f"Name a colour number {i}.", "a": "blue"}) + "\n" for i in range(4)))
-    tasks = tmp_path / "mytasks"
-    tasks.mkdir()
-    (tasks / "my_qa.yaml").write_text(
+    my_task = tmp_path / "my_qa.yaml"
+    my_task.write_text(
         "task: my_qa\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
         f"    test: {data}\noutput_type: generate_until\ntest_split: test\n"
         "doc_to_text: '{{q}}'\ndoc_to_target: '{{a}}'\n"
@@ -186,12 +186,16 @@ def test_launcher_registers_length_metrics_for_any_task(tiny_model_dir, tmp_path
     )
     from harness_ext.lmeval import run_lm_eval
 
-    path = run_lm_eval(tiny_model_dir, ["my_qa"], tmp_path / "out", limit=2,
-                       extra_args=["--include_path", str(tasks), "--log_samples"])
-    res = json.loads(path.read_text())["results"]["my_qa"]
-    samples = [json.loads(x) for x in next(path.parent.glob("samples_my_qa_*.jsonl")).read_text().splitlines()]
-    assert res["hx_gen_chars,none"] == pytest.approx(sum(len(s["filtered_resps"][0]) for s in samples) / 2)
-    assert res["hx_gen_words,none"] >= 0
+    path = run_lm_eval(tiny_model_dir, [str(my_task), "hx_qmsum"], tmp_path / "out", limit=2, local_data=LOCAL_DATA,
+                       extra_args=["--log_samples", "--apply_chat_template", "--gen_kwargs", "max_gen_toks=6"])
+    results = json.loads(path.read_text())["results"]
+    samples = _samples(path.parent, "my_qa")
+    assert results["my_qa"]["hx_gen_chars,none"] == pytest.approx(sum(len(s["filtered_resps"][0]) for s in samples) / 2)
+    assert results["my_qa"]["hx_gen_words,none"] >= 0
+    # the summarization prompt as a user turn of the tiny model's ChatML template
+    prompt = _samples(path.parent, "hx_qmsum")[0]["arguments"]["gen_args_0"]["arg_0"]
+    assert prompt.startswith("<|im_start|>user\n") and prompt.endswith("Summary:<|im_end|>\n<|im_start|>assistant\n")
+    assert {"rouge1,none", "rougeL,none"} <= set(results["hx_qmsum"])
     assert not (path.parent / "openllm_summary.json").exists()  # no Open LLM task in this run
     # lm_eval's response cache lets an interrupted run resume without redoing answered requests
     assert list((tmp_path / "out" / "_lm_eval_cache").glob("*_rank0.db"))
