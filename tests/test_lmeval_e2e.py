@@ -239,3 +239,16 @@ def test_unknown_task_is_one_line_with_did_you_mean(tiny_model_dir):
     proc = run_cli("lm-eval", "--model", "hf", "--model_args", f"pretrained={tiny_model_dir}", "--tasks", "hx_ifz")
     assert proc.returncode == 2
     assert "Tasks not found: hx_ifz. Did you mean 'hx_ifs'?" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_cli_writes_openllm_summary(tiny_model_dir, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("lm-eval", "--local-data", str(LOCAL_DATA), "--model", "hf", "--model_args",
+                   f"pretrained={tiny_model_dir}", "--tasks", "hx_openllm_no_hellaswag_gsm8k", "--limit", "2",
+                   "--output_path", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (summary_path,) = out.rglob("openllm_summary.json")
+    summary = json.loads(summary_path.read_text())
+    assert summary["groups"] == ["hx_openllm_no_hellaswag_gsm8k"] and summary["missing"] == ["hellaswag", "gsm8k"]
+    assert summary["n_tasks"] == 4 and f"Open LLM v1 summary: {summary_path}" in proc.stdout
