@@ -226,6 +226,8 @@ def test_cli_local_data_missing_folder_is_a_clean_error(tmp_path):
     proc = run_cli("lm-eval", "--local-data", str(tmp_path / "nope"), "--model", "hf", "--tasks", "hx_ifs")
     assert proc.returncode == 2
     assert "local data folder not found" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli("lm-eval", "--local-data", str(LOCAL_DATA), "--include_path", str(tmp_path), "--tasks", "hx_ifs")
+    assert proc.returncode == 2 and "cannot be combined" in proc.stderr
 
 
 def test_tasks_folder_is_printed():

@@ -70,8 +70,12 @@ def run(args: argparse.Namespace) -> int:
     argv: list[str] = list(args.lm_eval_args)
     started = now()
     if args.local_data is not None:
+        from harness_ext.errors import ConfigError
         from harness_ext.lmeval_local import write_local_tasks
 
+        if any(a == "--include_path" or a.startswith("--include_path=") for a in argv):
+            raise ConfigError("--local-data and --include_path cannot be combined (lm_eval takes one include path).",
+                              hint="pass your own task YAML files by path in --tasks instead.")
         with tempfile.TemporaryDirectory(prefix="hx-local-tasks-") as tmp:
             include = write_local_tasks(args.local_data, Path(tmp) / "tasks")
             code = run_lm_eval_cli(argv, include=include)
