@@ -37,6 +37,10 @@ COMMANDS: dict[str, str] = {
     "train": "harness_ext.commands.train",
     "train-plot": "harness_ext.commands.train_plot",
     "generate": "harness_ext.commands.generate",
+    "lm-eval": "harness_ext.commands.lm_eval",
+    "lm-eval-tasks": "harness_ext.commands.lm_eval_tasks",
+    "contamination": "harness_ext.commands.contamination",
+    "ifs": "harness_ext.commands.ifs",
 }
 
 

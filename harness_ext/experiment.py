@@ -73,6 +73,8 @@ class JudgeSpec:
     base_url: str | None = _help("OpenAI-compatible endpoint; default: the openai SDK's", None)
     api_key_env: str = _help("environment variable holding the API key (never written anywhere)", "OPENAI_API_KEY")
     local: str | None = _help("judge with a local transformers model instead: a path, or 'base' for the base model", None)
+    local_mode: str = _help("local judge: 'generate' (free text) or 'digit-scores' (pairwise scores read from "
+                            "next-token probabilities; for judges too small to follow a format)", "generate")
     concurrency: int = _help("parallel requests to the endpoint", 32)
     rule: str = _help("pairwise aggregation rule: paper or fastchat", "paper")
     max_new_tokens: int = _help("judge reply length cap (local judge)", 128)
@@ -210,6 +212,9 @@ def validate_experiment(cfg: ExperimentConfig, where: str) -> ExperimentConfig:
             cfg.arm(n)
     if cfg.compare and cfg.judge is None:
         raise ConfigError(f"{where}: `compare` needs a `judge:` section (an endpoint or a local model).")
+    if cfg.judge and cfg.judge.local_mode not in ("generate", "digit-scores"):
+        raise ConfigError(f"{where}: judge.local_mode must be 'generate' or 'digit-scores', got "
+                          f"'{cfg.judge.local_mode}'.{did_you_mean(cfg.judge.local_mode, ['generate', 'digit-scores'])}")
     if cfg.judge and not cfg.judge.local and not cfg.judge.model:
         raise ConfigError(f"{where}: judge needs `model` (for an endpoint) or `local` (a local model).")
     return cfg

@@ -111,7 +111,8 @@ def build_report(runner: ExperimentRunner, out: Path) -> Path:
             if summary is None:
                 continue
             summaries[f"{a} vs {b} ({suite})"] = summary
-            add_results(board, summary_path, kind="pairwise", date=date)
+            if summary.get("overall", {}).get("n"):  # nothing scored: only the caveats can report it
+                add_results(board, summary_path, kind="pairwise", date=date)
 
     for arm in cfg.arms:
         if board.get(arm.name) is None:
@@ -127,9 +128,10 @@ def build_report(runner: ExperimentRunner, out: Path) -> Path:
             else:
                 entry.selection = "all"
         entry.refinement = "introspection" if arm.refine else None
-        card = _read_json(pipe.out_dir(f"train:{arm.name}") / "training_config.json") if arm.train else None
-        if card and card.get("neftune_alpha") is not None:
-            entry.neftune_alpha = float(card["neftune_alpha"])
+        trained = _read_json(pipe.out_dir(f"train:{arm.name}") / "train_report.json") if arm.train else None
+        alpha = (trained or {}).get("config", {}).get("neftune_alpha")
+        if alpha is not None:
+            entry.neftune_alpha = float(alpha)
         for suite in runner.pairwise_suites():
             answers = answers_path(pipe.out_dir(f"generate:{arm.name}"), suite)
             if not answers.is_file():

@@ -64,14 +64,18 @@ class ExperimentRunner:
 
         return str(resolve_base_model(self.cfg.base_model))
 
-    def _judge_client(self):
+    def _judge_client(self, *, pairwise: bool = False):
+        """The configured judge. `pairwise`: the caller parses two scores, so a local judge in
+        digit-scores mode may read them from next-token probabilities."""
         j = self.cfg.judge
         assert j is not None
         if j.local:
             from harness_ext.judging import make_local_client
 
             path = self._base_model() if j.local == "base" else j.local
-            return make_local_client(path, max_new_tokens=j.max_new_tokens), (j.model or Path(path).name)
+            digits = 2 if pairwise and j.local_mode == "digit-scores" else 0
+            client = make_local_client(path, max_new_tokens=j.max_new_tokens, digit_scores=digits)
+            return client, (j.model or Path(path).name)
         from harness_ext.judging import make_client
 
         key = os.environ.get(j.api_key_env)
@@ -138,7 +142,7 @@ class ExperimentRunner:
 
                 overrides = {"seed": cfg.seed, **tr.overrides}
                 config = load_preset(tr.preset, base_model=self._base_model(), **overrides)
-                train(config, Path(train_data), out)
+                train(config, Path(train_data), out, replace_stale=True)
 
             inputs = [] if after else [Path(train_data)]
             self.pipe.add(Stage(name, run_train, config={"train": asdict(tr), "base_model": cfg.base_model,
@@ -182,7 +186,7 @@ class ExperimentRunner:
             def run_judge(out: Path, a=a, b=b) -> None:
                 from harness_ext.judging import judge_pairwise
 
-                client, model = self._judge_client()
+                client, model = self._judge_client(pairwise=True)
                 for suite in self.pairwise_suites():
                     judge_pairwise(
                         self._answers(gen_stage[a], suite), self._answers(gen_stage[b], suite),

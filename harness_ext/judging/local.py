@@ -5,6 +5,12 @@ cached like the API client's (keyed by the checkpoint's identity rather than a m
 interrupted local judging run also resumes. Meant for small judges (SmolLM2-135M-Instruct or any
 local checkpoint) in demos and tests; for real judging serve a strong model with `vllm serve` and
 use the OpenAI-compatible client.
+
+`digit_scores=N` is for judges too small to follow an output format (a 135M model mostly echoes
+the prompt): instead of generating free text, the client reads N scores from the model's
+next-token distribution restricted to the digits 1-9, one digit at a time (each chosen digit and a
+space are appended before the next is read), and returns them as the reply's first line. The
+reply says it was produced that way. Scores of 10 cannot occur in this mode.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ class LocalChatClient:
 
     def __init__(self, model_path: str | Path, *, batch_size: int = 8, max_new_tokens: int = 512,
                  device: str | None = None, cache_dir: str | Path | None = None, use_cache: bool = True,
-                 dtype: str = "auto") -> None:
+                 dtype: str = "auto", digit_scores: int = 0) -> None:
         self.model_path = Path(model_path)
         if not (self.model_path / "config.json").is_file():
             raise InputError("not a Hugging Face checkpoint folder (no config.json).", path=self.model_path,
@@ -47,7 +53,10 @@ class LocalChatClient:
         self.max_new_tokens = max_new_tokens
         self.device = device
         self.dtype = dtype
-        self.identity = _identity(self.model_path)
+        if digit_scores < 0:
+            raise InputError(f"digit_scores must be >= 0, got {digit_scores}.")
+        self.digit_scores = digit_scores
+        self.identity = _identity(self.model_path) + (f"|digit_scores={digit_scores}" if digit_scores else "")
         self.cache = (ChatCache(Path(cache_dir) if cache_dir else default_cache_dir() / "judge_local")
                       if use_cache else None)
         self._model: Any = None
@@ -95,18 +104,56 @@ class LocalChatClient:
             items.sort(key=lambda kv: sum(len(t.content) for t in kv[1].messages))
             for start in range(0, len(items), self.batch_size):
                 batch = items[start:start + self.batch_size]
-                for (k, _), res in zip(batch, self._generate([r for _, r in batch]), strict=True):
+                answer = self._digits if self.digit_scores else self._generate
+                for (k, _), res in zip(batch, answer([r for _, r in batch]), strict=True):
                     done[k] = res
                     if res.ok and self.cache is not None:
                         self.cache.put(k, self.identity, res)
         return [done[k] for k in keys]
 
+    def _prompts(self, batch: list[ChatRequest]) -> list[str]:
+        return [self._tok.apply_chat_template([{"role": t.role, "content": t.content} for t in r.messages],
+                                              tokenize=False, add_generation_prompt=True) for r in batch]
+
+    def _digit_ids(self) -> list[int]:
+        ids = []
+        for d in "123456789":
+            enc = self._tok.encode(d, add_special_tokens=False)
+            if len(enc) != 1:
+                raise InputError(f"the judge's tokenizer splits the digit {d!r} into {len(enc)} tokens; "
+                                 "digit_scores needs single-token digits.", path=self.model_path,
+                                 hint="use free-text judging (digit_scores=0) with this model.")
+            ids.append(enc[0])
+        return ids
+
+    def _digits(self, batch: list[ChatRequest]) -> list[ChatResult]:
+        """Read `digit_scores` scores from next-token probabilities over the digits 1-9."""
+        import torch
+
+        digit_ids = torch.tensor(self._digit_ids())
+        prompts = self._prompts(batch)
+        scores: list[list[int]] = [[] for _ in batch]
+        try:
+            for _ in range(self.digit_scores):
+                texts = [p + " ".join(str(s) for s in sc) + (" " if sc else "") for p, sc in zip(prompts, scores, strict=True)]
+                enc = self._tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+                with torch.no_grad():
+                    logits = self._model(**enc).logits[:, -1, :]  # left padding: the last column is each row's next token
+                best = logits[:, digit_ids.to(logits.device)].argmax(dim=-1).tolist()
+                for sc, b in zip(scores, best, strict=True):
+                    sc.append(b + 1)
+        except (RuntimeError, ValueError) as exc:
+            log.warning("local judge batch failed: %s", exc)
+            return [ChatResult(text=None, error=f"local scoring failed: {exc}"[:500]) for _ in batch]
+        note = "(scores read from next-token probabilities over the digits 1-9; no justification generated)"
+        return [ChatResult(text=" ".join(map(str, sc)) + "\n" + note, prompt_tokens=None,
+                           completion_tokens=0, finish_reason="stop") for sc in scores]
+
     def _generate(self, batch: list[ChatRequest]) -> list[ChatResult]:
         import torch
 
         try:
-            prompts = [self._tok.apply_chat_template([{"role": t.role, "content": t.content} for t in r.messages],
-                                                     tokenize=False, add_generation_prompt=True) for r in batch]
+            prompts = self._prompts(batch)
             enc = self._tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             max_new = max(int(r.params_dict().get("max_tokens") or self.max_new_tokens) for r in batch)
             with torch.no_grad():
