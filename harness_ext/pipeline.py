@@ -124,9 +124,9 @@ class Pipeline:
                 stage.run(out)
             except HarnessError as exc:
                 raise StageError(
-                    f"stage '{stage.name}' failed: {exc}",
-                    hint="fix the cause and rerun the same command; completed stages are skipped and "
-                    "this one continues from what it had saved.",
+                    f"stage '{stage.name}' failed: {exc.message}",
+                    hint=(f"{exc.hint}; then rerun" if exc.hint else "fix the cause and rerun")
+                    + " the same command: completed stages are skipped and this one continues from what it had saved.",
                 ) from exc
             except Exception as exc:
                 log.exception("stage %s failed", stage.name)

