@@ -141,7 +141,7 @@ class ExperimentRunner:
                 from harness_ext.train import load_preset, train
 
                 overrides = {"seed": cfg.seed, **tr.overrides}
-                config = load_preset(tr.preset, base_model=self._base_model(), **overrides)
+                config = load_preset(tr.preset, base_model=cfg.base_model, **overrides)
                 train(config, Path(train_data), out, replace_stale=True)
 
             inputs = [] if after else [Path(train_data)]

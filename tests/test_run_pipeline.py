@@ -157,3 +157,26 @@ def test_demo_quick_runs_offline_and_writes_the_report(tmp_path):
     AutoModelForCausalLM.from_pretrained(out / "train" / "longest-k")
     assert load_format(out / "train" / "longest-k") == "chat-template"
     print(f"demo --quick took {time.time() - t0:.0f}s")
+
+
+def test_run_reuses_an_arm_trained_separately_with_the_same_settings(tmp_path, tiny_model_dir):
+    # The multi-GPU recipe in the README: train one arm with `harness-ext train` (under accelerate
+    # launch on GPUs) into the stage folder, then `harness-ext run` picks it up instead of retraining.
+    run_dir = tmp_path / "run"
+    exp = _experiment(tmp_path, tiny_model_dir, max_steps=3)
+    env = cli_env(OMP_NUM_THREADS="1")
+    r = run_cli("select", "--data", str(Path(__file__).parent.parent / "harness_ext/resources/demo/instructions.jsonl"),
+                "--strategy", "longest", "--k", "12", "--unit", "words", "--source-field", "source",
+                "--out", str(run_dir / "select" / "longest"), env=env)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("train", "--preset", "smollm2-135m-cpu", "--data", str(run_dir / "select/longest/selected.jsonl"),
+                "--out", str(run_dir / "train" / "longest"), f"base_model={tiny_model_dir}", "max_steps=3",
+                "save_steps=2", "effective_batch_size=2", "per_device_batch_size=2", "max_length=96",
+                "neftune_alpha=5", "seed=0", env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = run_dir / "train" / "longest" / "train_report.json"
+    before = report.stat().st_mtime_ns
+    r = run_cli("run", str(exp), "--out", str(run_dir), env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert report.stat().st_mtime_ns == before  # found finished, not retrained
+    assert "train:longest: done in" in r.stdout
