@@ -286,6 +286,8 @@ def row_to_example(value: Any, row: int, fmt: str, source_field: str | None = No
         input_ = _text(value, "input", required=False)
         resp_key = "output" if "output" in value or "response" not in value else "response"
         response = _text(value, resp_key)
+        if value.get("conversation") is not None:  # this package's own Example rows (multi-turn)
+            conversation = _turns(value, "conversation", "role", "content")
     else:
         if shape == "messages":
             turns = _turns(value, "messages", "role", "content")
@@ -320,6 +322,10 @@ def row_to_example(value: Any, row: int, fmt: str, source_field: str | None = No
     metadata = dict(nested) if isinstance(nested, dict) else {}
     metadata.update({k: v for k, v in value.items() if k not in _KNOWN_KEYS and k != src_key
                      and isinstance(v, (str, int, float, bool))})
+    # Our own Example rows keep the row index of the file they were first read from.
+    stored_row = value.get("row")
+    if isinstance(stored_row, int) and not isinstance(stored_row, bool) and stored_row >= 0:
+        row = stored_row
     return Example(id=ex_id, instruction=instruction, input=input_, response=response,
                    source="" if source is None else str(source), row=row,
                    conversation=conversation, metadata=metadata)

@@ -94,7 +94,7 @@ def test_score_request_failures_keep_progress(data, tmp_path):
 
 
 @pytest.mark.parametrize("rows,match", [
-    ([{"id": "x", "response": "no instruction"}], r"selected.jsonl:1: row 0 has no string field 'instruction'"),
+    ([{"id": "x", "response": "no instruction"}], r"selected.jsonl:1: row 0: row has none of instruction"),
     ([{"id": "x", "instruction": "i", "response": "r"}, {"id": "x", "instruction": "j", "response": "s"}],
      "id 'x' appears in rows 0 and 1"),
     ([{"instruction": "i", "response": "r"}, {"id": "identity_0", "instruction": "j", "response": "s"}],

@@ -193,3 +193,16 @@ def test_strict_fails_on_the_first_bad_row_naming_line_and_field(tmp_path):
 def test_unknown_format_did_you_mean(tmp_path):
     with pytest.raises(HarnessError, match="Did you mean 'sharegpt'"):
         load_examples(write(tmp_path / "a.json", ALPACA), fmt="sharegtp")
+
+
+def test_own_example_rows_round_trip_with_conversation_and_original_row(tmp_path):
+    from harness_ext.data import load_examples
+    from harness_ext.records import Example, Turn
+
+    ex = Example(id="identity_41", instruction="Hi", response="Hello!", source="lima", row=41,
+                 conversation=[Turn("user", "Hi"), Turn("assistant", "Hello!"), Turn("user", "More?"),
+                               Turn("assistant", "Sure.")], metadata={"length": 3})
+    p = tmp_path / "selected.jsonl"
+    p.write_text(json.dumps(ex.to_dict()) + "\n")
+    (back,) = load_examples(p)
+    assert back.to_dict() == ex.to_dict()
