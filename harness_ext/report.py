@@ -25,13 +25,14 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def judge_caveats(summaries: dict[str, dict[str, Any]], *, local_judge: bool) -> list[str]:
-    """Plain-language statements of what the judge could and could not tell on this run."""
+    """Plain-language statements of what the judge could and could not tell on this run,
+    drawn from the run's own diagnostics (unusable replies, position bias, CI width)."""
     lines: list[str] = []
+    position_bound = False
     for name, s in summaries.items():
         j, d = s["judgments"], s["diagnostics"]
         total = j["total"] or 1
         fail = j["parse_failures"] + j["request_errors"]
-        agree = d.get("order_agreement")
         counts = s["overall"].get("counts") or {}
         parts = [f"{name}: {j['total']} judgments, {fail} ({100 * fail / total:.0f}%) unusable",
                  "win/tie/loss {win}/{tie}/{loss}".format(**{k: counts.get(k, 0) for k in ("win", "tie", "loss")})]
@@ -39,21 +40,26 @@ def judge_caveats(summaries: dict[str, dict[str, Any]], *, local_judge: bool) ->
         if pos.get("first") is not None:
             parts.append(f"the judge scored the answer shown first higher in {100 * pos['first']:.0f}% of "
                          f"judgments and the second in {100 * (pos.get('second') or 0):.0f}%")
+            position_bound |= max(pos.get("first") or 0, pos.get("second") or 0) >= 0.8
+        agree = d.get("order_agreement")
         if agree is not None:
-            parts.append(f"the verdict survived swapping the answer order on {100 * agree:.0f}% of "
+            parts.append(f"its verdict survived swapping the answer order on {100 * agree:.0f}% of "
                          f"{d['order_agreement_n']} items")
-        ci = s["overall"].get("ci95") or {}
-        win_ci = ci.get("win") if isinstance(ci, dict) else None
-        if win_ci:
-            parts.append(f"win-rate 95% CI {100 * win_ci[0]:.0f}-{100 * win_ci[1]:.0f}%")
+            position_bound |= agree < 0.5
+        wr = (s["overall"].get("ci95") or {}).get("win_rate")
+        if wr and s["overall"].get("win_rate") is not None:
+            parts.append(f"win rate (wins + half the ties) {100 * s['overall']['win_rate']:.0f}%, "
+                         f"95% CI {100 * wr[0]:.0f}-{100 * wr[1]:.0f}%")
         lines.append("; ".join(parts) + ".")
+    if position_bound:
+        lines.append("On this run the judge's scores follow the position of an answer, not its content, so "
+                     "almost every item ends as a tie under the both-orders rule: these comparisons cannot "
+                     "tell the arms apart.")
     if local_judge:
         lines.append(
-            "The judge here is a small local model. Verdicts that flip when the answer order is swapped, "
-            "many unparseable replies, or confidence intervals spanning most of [0, 100]% mean the comparison "
-            "cannot separate the arms: treat these numbers as a demonstration that the pipeline runs, not as "
-            "evidence about the data. A strong judge (GPT-4-class, or a large open model behind vllm serve) is "
-            "what the paper's conclusions rest on."
+            "The judge is a small local model. Treat its numbers as a demonstration that the pipeline "
+            "runs, not as evidence about the data; the paper's conclusions rest on a strong judge "
+            "(GPT-4-class, or a large open model behind `vllm serve`)."
         )
     else:
         lines.append(

@@ -126,3 +126,24 @@ def test_malformed_yaml_names_line(tmp_path):
 def test_field_help_lists_nested_keys():
     text = describe_fields()
     assert "arms:" in text and "  select:" in text and "    strategy:" in text
+
+
+def _summary(first: float, second: float, agree: float) -> dict:
+    return {"judgments": {"total": 20, "parse_failures": 1, "request_errors": 0},
+            "overall": {"counts": {"win": 3, "tie": 5, "loss": 2}, "win_rate": 0.55,
+                        "ci95": {"win_rate": [0.3, 0.8]}},
+            "diagnostics": {"preferred_position": {"first": first, "second": second, "equal": 0.0},
+                            "order_agreement": agree, "order_agreement_n": 10}}
+
+
+def test_judge_caveats_conclude_from_the_runs_own_diagnostics():
+    from harness_ext.report import judge_caveats
+
+    biased = judge_caveats({"a vs b": _summary(0.05, 0.95, 0.1)}, local_judge=True)
+    assert "1 (5%) unusable" in biased[0] and "win/tie/loss 3/5/2" in biased[0]
+    assert "win rate (wins + half the ties) 55%, 95% CI 30-80%" in biased[0]
+    assert any("cannot tell the arms apart" in line for line in biased)
+    assert "small local model" in biased[-1]
+    balanced = judge_caveats({"a vs b": _summary(0.45, 0.5, 0.8)}, local_judge=False)
+    assert not any("cannot tell the arms apart" in line for line in balanced)
+    assert "position bias" in balanced[-1]
