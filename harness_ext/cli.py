@@ -22,25 +22,25 @@ from collections.abc import Sequence
 from harness_ext import __version__
 from harness_ext.errors import HarnessError
 
-# name -> module; the order is the order `--help` lists them in.
+# name -> module (harness_ext/commands/<module>.py)
 COMMANDS: dict[str, str] = {
-    # "name": "harness_ext.commands.name",  (one line per subcommand, in --help order)
-    "run": "harness_ext.commands.run",
+    # the order is the pipeline's: what --help shows
     "demo": "harness_ext.commands.demo",
-    "leaderboard": "harness_ext.commands.leaderboard",
-    "study": "harness_ext.commands.study",
-    "judge": "harness_ext.commands.judge",
-    "mt-bench": "harness_ext.commands.mt_bench",
+    "run": "harness_ext.commands.run",
+    "select": "harness_ext.commands.select",
     "score": "harness_ext.commands.score",
     "refine": "harness_ext.commands.refine",
-    "select": "harness_ext.commands.select",
     "train": "harness_ext.commands.train",
     "train-plot": "harness_ext.commands.train_plot",
     "generate": "harness_ext.commands.generate",
+    "judge": "harness_ext.commands.judge",
+    "mt-bench": "harness_ext.commands.mt_bench",
     "lm-eval": "harness_ext.commands.lm_eval",
     "lm-eval-tasks": "harness_ext.commands.lm_eval_tasks",
-    "contamination": "harness_ext.commands.contamination",
     "ifs": "harness_ext.commands.ifs",
+    "contamination": "harness_ext.commands.contamination",
+    "leaderboard": "harness_ext.commands.leaderboard",
+    "study": "harness_ext.commands.study",
 }
 
 
