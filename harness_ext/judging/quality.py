@@ -25,12 +25,11 @@ from harness_ext.artifacts import (
     atomic_write_json,
     atomic_write_jsonl,
     provenance,
-    read_jsonl,
     sha256_file,
     staged_dir,
 )
 from harness_ext.judging.examples_io import read_examples
-from harness_ext.judging.stagerun import Job, client_stats, run_jobs
+from harness_ext.judging.stagerun import Job, client_stats, published_records, run_jobs
 from harness_ext.judging.templates import PromptTemplate, load_template
 from harness_ext.judging.verdicts import parse_rating
 from harness_ext.records import ChatClient, ChatResult, Example
@@ -81,12 +80,7 @@ def score_dataset(
     tpl = load_scoring_template(template)
     examples = read_examples(data)
     jobs = [_job(ex, tpl, model) for ex in examples]
-    previous: dict[str, tuple[list[str], dict[str, Any]]] = {}
-    old = out / "score_judgments.jsonl"
-    if old.exists():
-        for rec in read_jsonl(old):
-            if isinstance(rec, dict) and "request_sha256" in rec and not rec.get("request_failed"):
-                previous[str(rec["id"])] = (rec["request_sha256"], rec)
+    previous = published_records(out / "score_judgments.jsonl")
     progress = out / ".progress" / "score.jsonl"
     outcome = run_jobs(jobs, client, progress, previous=previous, batch_size=batch_size, desc="scoring")
     outcome.raise_if_failed("score", progress, allow_failures)

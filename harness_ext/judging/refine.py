@@ -25,13 +25,12 @@ from harness_ext.artifacts import (
     atomic_write_json,
     atomic_write_jsonl,
     provenance,
-    read_jsonl,
     sha256_file,
     sha256_text,
     staged_dir,
 )
 from harness_ext.judging.examples_io import read_examples
-from harness_ext.judging.stagerun import Job, client_stats, run_jobs
+from harness_ext.judging.stagerun import Job, client_stats, published_records, run_jobs
 from harness_ext.judging.templates import PromptTemplate, load_template
 from harness_ext.judging.verdicts import block_problem, extract_block
 from harness_ext.records import ChatClient, ChatResult, Example, Turn
@@ -115,12 +114,7 @@ def refine_dataset(
     tpl = load_template(template, fields=FIELDS)
     examples = read_examples(data)
     jobs = [_job(ex, tpl, model) for ex in examples]
-    previous: dict[str, tuple[list[str], dict[str, Any]]] = {}
-    old = out / "refine_log.jsonl"
-    if old.exists():
-        for rec in read_jsonl(old):
-            if isinstance(rec, dict) and "request_sha256" in rec and not rec.get("request_failed"):
-                previous[str(rec["id"])] = (rec["request_sha256"], rec)
+    previous = published_records(out / "refine_log.jsonl")
     progress = out / ".progress" / "refine.jsonl"
     outcome = run_jobs(jobs, client, progress, previous=previous, batch_size=batch_size, desc="refining")
     outcome.raise_if_failed("refine", progress, allow_failures)

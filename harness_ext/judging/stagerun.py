@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness_ext.artifacts import AppendLog, iter_jsonl, stable_hash
+from harness_ext.artifacts import AppendLog, iter_jsonl, read_jsonl, stable_hash
 from harness_ext.errors import StageError
 from harness_ext.records import ChatClient, ChatRequest, ChatResult
 
@@ -83,6 +83,17 @@ def load_progress(path: Path) -> dict[str, dict[str, Any]]:
             if isinstance(entry, dict) and "key" in entry and "record" in entry:
                 entries[str(entry["key"])] = entry
     return entries
+
+
+def published_records(path: Path) -> dict[str, tuple[list[str], dict[str, Any]]]:
+    """Completed records of a stage's published log (id -> (request hashes, record)), for `previous`:
+    a rerun after the stage finished reuses them instead of asking again. Failed requests are not reused."""
+    previous: dict[str, tuple[list[str], dict[str, Any]]] = {}
+    if path.exists():
+        for rec in read_jsonl(path):
+            if isinstance(rec, dict) and "request_sha256" in rec and not rec.get("request_failed"):
+                previous[str(rec["id"])] = (rec["request_sha256"], rec)
+    return previous
 
 
 def run_jobs(
