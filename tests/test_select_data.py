@@ -193,3 +193,12 @@ def test_strict_fails_on_the_first_bad_row_naming_line_and_field(tmp_path):
 def test_unknown_format_did_you_mean(tmp_path):
     with pytest.raises(HarnessError, match="Did you mean 'sharegpt'"):
         load_examples(write(tmp_path / "a.json", ALPACA), fmt="sharegtp")
+
+
+def test_jsonl_content_in_a_json_file(tmp_path):
+    p = tmp_path / "lines.json"
+    p.write_text("".join(json.dumps(r) + "\n" for r in ALPACA))
+    assert [e.response for e in load_examples(p)] == ["Blue.", "Hello.", "4"]
+    p.write_text(json.dumps(ALPACA[0]) + "\n{bad\n")
+    with pytest.raises(InputError, match=":2:"):
+        load_examples(p)
