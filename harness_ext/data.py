@@ -107,6 +107,11 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, int, Any]]:
             value, end = dec.raw_decode(text, i)
         except json.JSONDecodeError as exc:
             raise fail(exc.pos, exc.msg) from None
+        if isinstance(value, dict) and _skip_ws(text, end) < n:
+            # One object per line in a file named .json: read it as JSONL.
+            for row, line, raw in iter_jsonl_lines(path):
+                yield row, line, parse_jsonl_line(raw, path, line)
+            return
         if isinstance(value, dict):
             for key in ("data", "examples", "rows", "train"):
                 if isinstance(value.get(key), list):

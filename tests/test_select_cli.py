@@ -106,13 +106,15 @@ def test_failed_rerun_keeps_previous_output(tmp_path):
 
 
 def test_default_data_is_the_bundled_demo(tmp_path):
-    from harness_ext.commands.select import default_data
+    from harness_ext.commands.select import DEMO_K, default_data
 
     out = tmp_path / "out"
-    r = run_cli("select", "--out", str(out), "--k", "20", "--unit", "words")
+    r = run_cli("select", "--out", str(out))
     if default_data().exists():
         assert r.returncode == 0, r.stderr
         rep = json.loads((out / "report.json").read_text())
-        assert rep["input"]["path"] == str(default_data()) and rep["counts"]["selected"] == 20
+        assert rep["input"]["path"] == str(default_data()) and rep["counts"]["selected"] == DEMO_K
+        assert rep["unit"] == "nltk-words" and rep["strategy"] == "longest"
+        assert rep["counts"]["rows_read"] >= 200 and len(rep["per_source"]["pool"]) > 1
     else:
         assert r.returncode == 2 and "bundled demo dataset is missing" in r.stderr

@@ -206,3 +206,12 @@ def test_own_example_rows_round_trip_with_conversation_and_original_row(tmp_path
     p.write_text(json.dumps(ex.to_dict()) + "\n")
     (back,) = load_examples(p)
     assert back.to_dict() == ex.to_dict()
+
+
+def test_jsonl_content_in_a_json_file(tmp_path):
+    p = tmp_path / "lines.json"
+    p.write_text("".join(json.dumps(r) + "\n" for r in ALPACA))
+    assert [e.response for e in load_examples(p)] == ["Blue.", "Hello.", "4"]
+    p.write_text(json.dumps(ALPACA[0]) + "\n{bad\n")
+    with pytest.raises(InputError, match=":2:"):
+        load_examples(p)

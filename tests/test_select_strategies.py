@@ -198,3 +198,19 @@ def test_select_reads_parquet_and_fastchat_files(tmp_path):
     (tmp_path / "fc.json").write_text(json.dumps(conv))
     select_to_dir(tmp_path / "fc.json", tmp_path / "out2", strategy="longest", k=3, unit="words")
     assert [r["id"] for r in selected(tmp_path / "out2")] == [f"c{i}" for i in sorted(expected)]
+
+
+def test_count_on_all_and_exact_stats(tmp_path):
+    rows = [{"instruction": "a " * 30, "input": "", "output": "short"},
+            {"instruction": "b", "input": "", "output": "a bit longer answer"},
+            {"instruction": "c", "input": "x " * 10, "output": "mid size"}]
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(rows))
+    select_to_dir(p, tmp_path / "resp", strategy="longest", k=1, unit="words")
+    assert [r["row"] for r in selected(tmp_path / "resp")] == [1]
+    rep = select_to_dir(p, tmp_path / "all", strategy="longest", k=1, unit="words", count_on="all")
+    assert [r["row"] for r in selected(tmp_path / "all")] == [0]
+    assert rep["cutoff"] == 31 and rep["count_on"] == "all"
+    rep = select_to_dir(p, tmp_path / "ex", strategy="longest", k=1, unit="words", exact_stats=True)
+    assert rep["lengths"]["pool"] == {"count": 3, "min": 1, "median": 2, "mean": 2.333, "max": 4,
+                                      "complete": True, "not_measured": 0}

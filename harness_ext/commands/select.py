@@ -20,6 +20,11 @@ Example (the paper's Alpaca-1k-longest, arXiv 2402.04833):
 """
 
 
+#: --k when --data is not given: the bundled demo set is small (about 250 examples), so its
+#: default keeps the longest 50 rather than the paper's 1,000.
+DEMO_K = 50
+
+
 def default_data() -> Path:
     """The bundled demo dataset, used when --data is not given."""
     from harness_ext.paths import resources_dir
@@ -46,7 +51,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                    "default: the bundled demo dataset")
     p.add_argument("--out", default="selection", help="output folder (default: ./selection)")
     p.add_argument("--strategy", default="longest", help="selection strategy (listed below; default longest)")
-    p.add_argument("--k", type=int, default=None, help="examples to keep (default 1000; dedup keeps all)")
+    p.add_argument("--k", type=int, default=None,
+                   help=f"examples to keep (default 1000; {DEMO_K} on the bundled demo set; dedup keeps all)")
     p.add_argument("--unit", default="nltk-words", help="length unit (listed below; default nltk-words)")
     p.add_argument("--count-on", choices=["response", "all"], default="response",
                    help="measure the response (default) or instruction+input+response")
@@ -70,9 +76,11 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from harness_ext.selection import select_to_dir
 
-    data = args.data
+    data, k = args.data, args.k
     if data is None:
         data = default_data()
+        if k is None and args.strategy != "dedup":
+            k = DEMO_K
         if not data.exists():
             raise InputError("the bundled demo dataset is missing from this install.", path=data,
                              hint="pass --data PATH (or reinstall harness-ext).")
@@ -84,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         options["mix_strategy"] = args.mix_strategy
         if args.mix and strategy != "mixture":
             strategy = "mixture"
-    report = select_to_dir(str(data), Path(args.out), strategy=strategy, k=args.k, unit=args.unit,
+    report = select_to_dir(str(data), Path(args.out), strategy=strategy, k=k, unit=args.unit,
                            seed=args.seed, count_on=args.count_on, mix=args.mix,
                            source_field=args.source_field, strict=args.strict, **options)
     c = report["counts"]
