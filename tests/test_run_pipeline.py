@@ -51,8 +51,13 @@ def test_run_killed_during_training_resumes_without_redoing_stages(tmp_path, tin
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ckpts = run_dir / "train" / "longest" / "checkpoints"
     deadline = time.time() + 300
-    while time.time() < deadline and not any(ckpts.glob("checkpoint-*")) and proc.poll() is None:
-        time.sleep(0.2)
+    # Kill once a complete checkpoint exists, so the rerun has something to resume from; a kill
+    # that tears a save is covered by the trainer's own test.
+    from harness_ext.train.trainer import checkpoint_complete
+
+    while time.time() < deadline and not any(checkpoint_complete(c) for c in ckpts.glob("checkpoint-*")) \
+            and proc.poll() is None:
+        time.sleep(0.1)
     assert proc.poll() is None, "the run ended before it could be interrupted: " + proc.stdout.read()[-2000:]
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)

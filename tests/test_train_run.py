@@ -268,11 +268,15 @@ def test_resume_skips_a_checkpoint_cut_off_while_saving(tmp_path):
     root = tmp_path / "checkpoints"
     good = root / "checkpoint-4"
     good.mkdir(parents=True)
-    for name in ("model.safetensors", "trainer_state.json", "optimizer.pt"):
-        (good / name).write_text("x")
+    for name, text in (("model.safetensors", "x"), ("optimizer.pt", "x"), ("trainer_state.json", '{"global_step": 4}')):
+        (good / name).write_text(text)
     torn = root / "checkpoint-6"  # killed after the weights, before the trainer state
     torn.mkdir()
     (torn / "model.safetensors").write_text("x")
+    torn_state = root / "checkpoint-8"  # killed while writing the trainer state itself
+    torn_state.mkdir()
+    for name, text in (("model.safetensors", "x"), ("optimizer.pt", "x"), ("trainer_state.json", '{"global_st')):
+        (torn_state / name).write_text(text)
     assert last_complete_checkpoint(root) == str(good)
-    assert not torn.exists()
+    assert not torn.exists() and not torn_state.exists()
     assert last_complete_checkpoint(tmp_path / "none") is None

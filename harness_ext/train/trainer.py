@@ -8,6 +8,7 @@ OUT/checkpoints/ until the run finishes; running the same command again continue
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -55,11 +56,20 @@ OOM_HINT = ("enable gradient_checkpointing=true, lower per_device_batch_size (ef
             "accelerate config.")
 
 
-def _checkpoint_complete(path: Path) -> bool:
-    """A checkpoint folder is usable only once the Trainer has written its state, optimizer and weights;
-    a run killed while saving leaves a folder without some of them."""
+def checkpoint_complete(path: Path) -> bool:
+    """A checkpoint folder is usable only once the Trainer has finished saving it. transformers writes
+    weights, optimizer, scheduler and RNG state first and trainer_state.json last, so a parseable
+    trainer_state.json next to the weights and optimizer marks a complete save; a run killed while
+    saving leaves some of them missing or torn."""
     has_weights = any(path.glob("*.safetensors")) or any(path.glob("pytorch_model*.bin"))
-    return has_weights and (path / "trainer_state.json").is_file() and (path / "optimizer.pt").is_file()
+    state = path / "trainer_state.json"
+    if not (has_weights and (path / "optimizer.pt").is_file() and state.is_file()):
+        return False
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def last_complete_checkpoint(ckpt_root: Path) -> str | None:
@@ -70,7 +80,7 @@ def last_complete_checkpoint(ckpt_root: Path) -> str | None:
     found = sorted((int(p.name.split("-")[1]), p) for p in Path(ckpt_root).glob("checkpoint-*")
                    if p.is_dir() and p.name.split("-")[1].isdigit())
     for _, path in reversed(found):
-        if _checkpoint_complete(path):
+        if checkpoint_complete(path):
             return str(path)
         log.warning("discarding incomplete checkpoint %s (the run was stopped while saving it)", path)
         shutil.rmtree(path, ignore_errors=True)
