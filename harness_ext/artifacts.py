@@ -112,10 +112,7 @@ def staged_dir(out: str | Path) -> Iterator[Path]:
 
 
 def _read_text(path: Path) -> str:
-    if not path.exists():
-        raise InputError("file not found.", path=path, hint="check the path (relative paths are resolved from the current folder).")
-    if path.is_dir():
-        raise InputError("is a folder, expected a file.", path=path)
+    require_files(path)
     raw = path.read_bytes()
     try:
         return raw.decode("utf-8-sig")
@@ -127,6 +124,15 @@ def _read_text(path: Path) -> str:
             line=line,
             hint="re-save the file as UTF-8.",
         ) from None
+
+
+def require_files(*paths: str | Path) -> None:
+    """Raise the same clear InputError `read_json` would for the first path that is not a file."""
+    for p in paths:
+        p = Path(p)
+        if not p.is_file():
+            raise InputError("file not found." if not p.exists() else "is a folder, expected a file.", path=p,
+                             hint="check the path (relative paths are resolved from the current folder).")
 
 
 def read_json(path: str | Path) -> Any:

@@ -86,3 +86,14 @@ def test_repeated_instruction_under_two_ids_matches_by_id(tmp_path):
     c = write("c.jsonl", [("20", "Other question?", "c20")])
     with pytest.raises(InputError, match="same id '20' but different instructions"):
         match_outputs(load_outputs(a), load_outputs(c))
+
+
+def test_missing_inputs_are_reported_before_the_missing_api_key(tmp_path):
+    from tests.conftest import cli_env, run_cli
+
+    env = {k: v for k, v in cli_env().items() if k not in ("OPENAI_API_KEY", "HARNESS_EXT_JUDGE_API_KEY")}
+    for args in (["judge", "pairwise", "--a", str(tmp_path / "a.jsonl"), "--b", str(tmp_path / "b.jsonl")],
+                 ["score", "--data", str(tmp_path / "a.jsonl")], ["refine", "--data", str(tmp_path / "a.jsonl")]):
+        r = run_cli(*args, "--out", str(tmp_path / "out"), "--judge-model", "m", env=env)
+        assert r.returncode == 2 and f"{tmp_path / 'a.jsonl'}: file not found" in r.stderr, (args, r.stderr)
+        assert "API key" not in r.stderr and not (tmp_path / "out").exists()

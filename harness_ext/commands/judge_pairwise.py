@@ -43,10 +43,12 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from harness_ext.artifacts import require_files
     from harness_ext.judging.pairwise import judge_pairwise
     from harness_ext.scoring import RULES
 
     RULES.get(args.rule)  # fail on a bad rule before any request is sent
+    require_files(args.a, args.b)  # and on a missing input before asking for credentials
     client, judge_model = client_from_args(args)
     summary = judge_pairwise(args.a, args.b, Path(args.out), client, judge_model, rule=args.rule, seed=args.seed,
                              template=args.template, n_boot=args.n_boot, max_tokens=args.max_tokens)

@@ -25,7 +25,8 @@ example:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True,
-                        help="examples: .jsonl of Example dicts, or Alpaca .json (instruction/input/output)")
+                        help="examples in any format `harness-ext select` reads (Example JSONL, Alpaca JSON, "
+                        "FastChat/ShareGPT, parquet)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--template", default="alpagasus",
                         help="judge prompt folder: bundled name or path to your own (default alpagasus)")
@@ -33,8 +34,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness_ext.artifacts import require_files
     from harness_ext.judging.quality import score_dataset
 
+    if not str(args.data).startswith("hf:"):  # a missing input is reported before credentials are asked for
+        require_files(args.data)
     client, judge_model = build_client(args)
     report = score_dataset(args.data, args.out, client, judge_model, template=args.template,
                            batch_size=args.checkpoint_every, allow_failures=args.allow_failures)
