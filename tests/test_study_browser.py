@@ -39,11 +39,21 @@ def browser():
 
 
 def _wait_text(driver, element_id: str, text: str) -> str:
+    """Wait until the element shows `text` and return its whole text.
+
+    A click on a form or a reload replaces the document, so an element found a moment ago can
+    go stale (or be briefly missing) while the wait polls: both just mean "not yet".
+    """
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 15).until(lambda d: text in d.find_element(By.ID, element_id).text)
-    return driver.find_element(By.ID, element_id).text
+    def shown(d):
+        current = d.find_element(By.ID, element_id).text
+        return current if text in current else False
+
+    return WebDriverWait(driver, 20, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+                         ).until(shown, f"#{element_id} never showed {text!r}")
 
 
 def test_vote_reload_resume_and_finish_in_chromium(browser, tmp_path):
