@@ -110,6 +110,9 @@ class LoopbackServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body leave in two writes; with Nagle's algorithm on, the body waits for
+            # the client's delayed ACK of the headers (~40 ms per request on Linux).
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:  # keep test output quiet
                 pass
@@ -185,6 +188,9 @@ class LoopbackServer:
             pass  # the client gave up (timeout); nothing to answer
 
     def _handle_post(self, h: BaseHTTPRequestHandler) -> None:
+        # The latency is time to answer: counted from when the request was read, so the server's
+        # own parsing and reply building do not add to it (as with a real endpoint's latency).
+        deadline = time.monotonic() + self.latency
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length) if length else b""
         try:
@@ -210,7 +216,7 @@ class LoopbackServer:
             if fault:
                 self.fault_counts[fault] += 1
         if self.latency:
-            self._stopping.wait(self.latency)
+            self._stopping.wait(max(0.0, deadline - time.monotonic()))
         if fault == "429":
             self._send_json(h, 429, {"error": {"message": "rate limit reached", "type": "rate_limit"}},
                             headers={"Retry-After": f"{self.retry_after:g}"})
