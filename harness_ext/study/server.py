@@ -50,6 +50,7 @@ class StudyServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: StudyServer
+    disable_nagle_algorithm = True  # headers and body go in two writes; don't hold the body for an ACK
 
     def log_message(self, fmt: str, *args: Any) -> None:  # route access logs to logging, not stderr
         log.debug("%s %s", self.address_string(), fmt % args)
