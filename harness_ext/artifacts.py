@@ -53,7 +53,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write `data` to `path` via a temp file in the same folder and an atomic rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # name the file the user asked for, not our temp name
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     try:
         # mkstemp creates 0600 files; give the result the mode a plain open() would (umask applies).
         os.fchmod(fd, 0o666 & ~_umask())
@@ -95,7 +98,10 @@ def staged_dir(out: str | Path) -> Iterator[Path]:
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    except OSError as exc:  # name the folder the user asked for, not our temp name
+        raise OSError(exc.errno, exc.strerror, str(out)) from exc
     try:
         yield tmp
         out.mkdir(parents=True, exist_ok=True)

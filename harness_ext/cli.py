@@ -14,13 +14,16 @@ User-fixable problems are `HarnessError`s, printed here as one line with a non-z
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from harness_ext import __version__
-from harness_ext.errors import HarnessError
+from harness_ext.errors import HarnessError, InputError
+from harness_ext.secrets import install_log_filter, scrub
 
 # name -> module (harness_ext/commands/<module>.py)
 COMMANDS: dict[str, str] = {
@@ -67,6 +70,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# `--out` arguments that name a FILE; every other `--out` / `--cache-dir` names a folder, and every
+# `--output` / `--db` a file. Keyed by the command, or by "command action" for commands with actions.
+_FILE_OUTS = {("contamination", "out"), ("ifs", "out"), ("train-plot", "out"), ("judge alpaca-winrate", "out")}
+_DIR_ARGS = ("out", "cache_dir", "dest")
+_FILE_ARGS = ("output", "db")
+_EXAMPLE_SUFFIX = {"train-plot": ".png", "study export": ".jsonl", "db": ".sqlite"}
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    sub = next((getattr(args, a) for a in ("judge_command", "action", "mt_bench_command") if getattr(args, a, None)), None)
+    return f"{args.command} {sub}" if sub else args.command
+
+
+def _example_name(command: str, dest: str) -> str:
+    return "out" + _EXAMPLE_SUFFIX.get(dest, _EXAMPLE_SUFFIX.get(command, ".json"))
+
+
+def _check_output_paths(args: argparse.Namespace) -> None:
+    """Refuse, before any work, an output folder that is a file or an output file that is a folder."""
+    name = _command_name(args)
+    for dest in (*_DIR_ARGS, *_FILE_ARGS):
+        value = getattr(args, dest, None)
+        if not value or not isinstance(value, (str, Path)):
+            continue
+        path = Path(value)
+        flag = "--" + dest.replace("_", "-")
+        wants_file = dest in _FILE_ARGS or (name, dest) in _FILE_OUTS
+        if wants_file and path.is_dir():
+            raise InputError(f"{flag} names a folder, but a file is needed here.", path=path,
+                             hint=f"give a file name, e.g. {path / _example_name(name, dest)}")
+        if not wants_file and path.exists() and not path.is_dir():
+            raise InputError(f"{flag} names an existing file, but a folder is needed here.", path=path,
+                             hint="choose another folder name, or move that file away.")
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise InputError(f"{flag} {path}: '{blocker}' is a file, so nothing can be written under it.",
+                             hint="choose a path whose parent folders are folders.")
+
+
+_OS_HINTS = {
+    errno.EACCES: "choose a location you can write to (or fix its permissions).",
+    errno.EPERM: "choose a location you can write to (or fix its permissions).",
+    errno.EROFS: "the file system is read-only; choose another location.",
+    errno.ENOSPC: "the disk is full; free space and rerun the same command (finished work is kept).",
+    errno.EEXIST: "a file is in the way where a folder is needed; move it or choose another path.",
+    errno.ENOTDIR: "a file is in the way where a folder is needed; move it or choose another path.",
+    errno.EISDIR: "a folder is in the way where a file is needed; choose a file name.",
+    errno.ENOENT: "check the path.",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -75,14 +129,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    install_log_filter()  # no API key in any log line, ours or a library's (httpx logs request URLs)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
     try:
+        _check_output_paths(args)
         code = args._module.run(args)
     except HarnessError as exc:
-        print(f"harness-ext {args.command}: error: {exc}", file=sys.stderr)
+        print(scrub(f"harness-ext {args.command}: error: {exc}"), file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # The file system refused something (permissions, a file where a folder belongs, a full
+        # disk). Say which path and what to do; -v keeps the traceback for a bug report.
+        if args.verbose:
+            logging.getLogger(__name__).exception("file system error")
+        where = f"'{exc.filename}': " if exc.filename else ""
+        hint = _OS_HINTS.get(exc.errno or 0)
+        print(scrub(f"harness-ext {args.command}: error: {where}{exc.strerror or exc}."
+                    + (f" Fix: {hint}" if hint else "")), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"harness-ext {args.command}: interrupted; rerun the same command to resume.", file=sys.stderr)
         return 130

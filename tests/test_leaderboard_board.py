@@ -133,3 +133,12 @@ def test_cli_round_trip_every_importer_export_validate_render(tmp_path):
 
     bad = run_cli("leaderboard", "render", str(board), "--out", str(tmp_path / "r2"), "--plots", "radr")
     assert bad.returncode == 2 and "Did you mean 'radar'" in bad.stderr and not (tmp_path / "r2").exists()
+
+
+def test_a_wrong_document_is_named_briefly_not_echoed(tmp_path):
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps([{"model": "m" * 100}] * 2000))  # a list, not a board: ~200 kB
+    proc = run_cli("leaderboard", "show", str(big))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert len(proc.stderr) < 600, proc.stderr
+    assert str(big) in proc.stderr and "field $ = [" in proc.stderr and "is not of type 'object'" in proc.stderr

@@ -23,7 +23,6 @@ import asyncio
 import logging
 import os
 import random
-import re
 import threading
 import time
 from collections import Counter
@@ -35,13 +34,13 @@ from harness_ext.errors import ConfigError, require
 from harness_ext.judging.cache import ChatCache, request_key
 from harness_ext.paths import cache_dir
 from harness_ext.records import ChatRequest, ChatResult
+from harness_ext.secrets import register, scrub
 
 log = logging.getLogger(__name__)
 
 KEY_ENVS = ("HARNESS_EXT_JUDGE_API_KEY", "OPENAI_API_KEY")
 BASE_URL_ENVS = ("HARNESS_EXT_JUDGE_BASE_URL", "OPENAI_BASE_URL")
 RETRY_STATUS = frozenset({408, 409, 425, 429})
-_SECRET_PATTERN = re.compile(r"(sk-[A-Za-z0-9_\-]{4,}|Bearer\s+\S+)")
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -52,9 +51,7 @@ def redact(text: str, secret: str | None) -> str:
     >>> redact("key=my-own-secret-key rejected", "my-own-secret-key")
     'key=[redacted] rejected'
     """
-    if secret:
-        text = text.replace(secret, "[redacted]")
-    return _SECRET_PATTERN.sub("[redacted]", text)
+    return scrub(text, secret)
 
 
 def resolve_api_key(api_key: str | None, base_url: str | None) -> str:
@@ -64,9 +61,11 @@ def resolve_api_key(api_key: str | None, base_url: str | None) -> str:
     so "EMPTY" is sent, as vLLM's docs do. api.openai.com without a key is a config error.
     """
     if api_key:
+        register(api_key)
         return api_key
     for name in KEY_ENVS:
         if os.environ.get(name):
+            register(os.environ[name])
             return os.environ[name]
     if base_url:
         return "EMPTY"

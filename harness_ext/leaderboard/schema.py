@@ -44,6 +44,15 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _clip(message: str, instance: Any, limit: int = 160) -> str:
+    """jsonschema's message quotes the whole offending value (a whole document, for a wrong top-level
+    type); the value is already shown, shortened, so keep only the rule it broke."""
+    shown = repr(instance)
+    if len(shown) > 40 and message.startswith(shown):
+        message = "value" + message[len(shown):]
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
 def schema_errors(doc: Any) -> list[str]:
     """Every schema violation in `doc`, each naming the entry, the JSON path and the value seen."""
     import jsonschema
@@ -58,7 +67,8 @@ def schema_errors(doc: Any) -> list[str]:
         if best.validator == "enum" and isinstance(best.instance, str):
             hint = did_you_mean(best.instance, [str(v) for v in best.validator_value])
         messages.append(
-            f"{_entry_label(doc, parts)}: field {_json_path(parts)} = {_short(err.instance)}: {best.message}.{hint}"
+            f"{_entry_label(doc, parts)}: field {_json_path(parts)} = {_short(err.instance)}: "
+            f"{_clip(best.message, best.instance)}.{hint}"
         )
     if isinstance(doc, dict) and isinstance(doc.get("schema_version"), int) and doc["schema_version"] > SCHEMA_VERSION:
         messages.insert(0, f"document: schema_version {doc['schema_version']} is newer than this package reads "
@@ -70,7 +80,7 @@ def validate_document(doc: Any, path: str | Path | None = None) -> None:
     """Raise InputError listing every violation (entry, field path, value) when `doc` is invalid."""
     errors = schema_errors(doc)
     if errors:
-        shown = "; ".join(errors[:10])
+        shown = "; ".join(e.rstrip(".") for e in errors[:10])
         more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
         raise InputError(
             f"not a valid leaderboard (schema v{SCHEMA_VERSION}): {shown}{more}.",
