@@ -69,13 +69,21 @@ def write_annotations(path: Path, model: str = "my-7b") -> Path:
     return path
 
 
+def fastchat_single_prompt(qid: int, turn: int) -> str:
+    """The judge prompt FastChat's gen_judgment uses: math/reasoning/coding (qid 111-140) get the
+    reference-answer prompts, and turn 2 the multi-turn ones."""
+    name = "single-math-v1" if 111 <= qid <= 140 else "single-v1"
+    return name + ("-multi-turn" if turn == 2 else "")
+
+
 def write_mt_bench(path: Path, models: dict[str, float]) -> Path:
-    """FastChat single judgments: score = base + 1 on turn 1, base on turn 2; two unusable rows."""
+    """FastChat single judgments: score = base + 1 on turn 1, base on turn 2; two unusable rows.
+    As in FastChat's files, one judge uses four prompt names across turns and categories."""
     lines = []
     for model, base in models.items():
         for qid in range(81, 161):
             for turn in (1, 2):
-                lines.append({"question_id": qid, "model": model, "judge": ["gpt-4", "single-v1"],
+                lines.append({"question_id": qid, "model": model, "judge": ["gpt-4", fastchat_single_prompt(qid, turn)],
                               "user_prompt": "...", "judgment": "Rating: [[x]]",
                               "score": base + (1 if turn == 1 else 0), "turn": turn, "tstamp": 1.0})
         lines.append({"question_id": 81, "model": model, "judge": ["gpt-4", "single-v1"], "user_prompt": "...",

@@ -82,7 +82,9 @@ def test_mt_bench_judgments_turns_categories_and_dropped_rows(tmp_path):
     assert _by(ms, "mt_bench", "average").value == 6.5
     assert _by(ms, "mt_bench", "average", "coding").value == 6.5
     assert _by(ms, "mt_bench", "n_failed").value == 2  # one score -1, one explicit error
-    assert ms[0].provenance.judge == "gpt-4/single-v1"
+    # one result per judge model, whatever prompts it used per turn and category (FastChat uses four)
+    assert [m.name for m in ms].count("turn_1") == 1 and [m.name for m in ms].count("n_failed") == 1
+    assert ms[0].provenance.judge == "gpt-4 (single-math-v1, single-math-v1-multi-turn, single-v1, single-v1-multi-turn)"
     assert _by(results["m2"], "mt_bench", "average").value == 3.5
 
 

@@ -223,17 +223,23 @@ def import_alpaca_eval_annotations(src: Source) -> dict[str, list[Metric]]:
 
 @IMPORTERS.register("mt_bench", "FastChat MT-Bench single-grading judgments (model_judgment/*_single.jsonl)")
 def import_mt_bench(src: Source) -> dict[str, list[Metric]]:
-    """Rows {question_id, model, judge: [judge, prompt], score, turn}; `error` rows or score -1 are dropped."""
+    """Rows {question_id, model, judge: [judge model, prompt name], score, turn}; `error` rows or score -1
+    are dropped. Rows group by model and judge MODEL: one judge uses several prompts in one file
+    (FastChat: single-v1 for turn 1, single-v1-multi-turn for turn 2, the -math- ones with reference
+    answers for math/reasoning/coding), and the scores of all of them make up one MT-Bench result."""
     scores: dict[tuple[str, str], list[tuple[int, int, float]]] = defaultdict(list)
     dropped: dict[tuple[str, str], int] = defaultdict(int)
+    prompts: dict[tuple[str, str], set[str]] = defaultdict(set)
     for lineno, row in iter_jsonl(src.path):
         missing = [k for k in ("question_id", "model", "turn") if k not in row]
         if not isinstance(row, dict) or missing:
             raise InputError(f"MT-Bench judgment lacks {missing or 'an object'}.", path=src.path, line=lineno,
                              hint="expected FastChat's model_judgment/*_single.jsonl rows.")
         judge = row.get("judge")
-        judge_name = "/".join(map(str, judge)) if isinstance(judge, list) else str(judge or "")
+        judge_name = str(judge[0]) if isinstance(judge, list) and judge else str(judge or "")
         key = (str(row["model"]), judge_name)
+        if isinstance(judge, list) and len(judge) > 1:
+            prompts[key].add(str(judge[1]))
         score = _num(row.get("score"))
         if row.get("error") or score is None or score < 0:  # FastChat writes -1 when it cannot parse
             dropped[key] += 1
@@ -243,7 +249,9 @@ def import_mt_bench(src: Source) -> dict[str, list[Metric]]:
         raise InputError("no scored MT-Bench judgments (every row has an error or score -1).", path=src.path)
     out: dict[str, list[Metric]] = {}
     for (model, judge), rows in scores.items():
-        prov = src.prov("mt_bench", judge=judge or None)
+        names = sorted(prompts[(model, judge)])
+        label = f"{judge} ({', '.join(names)})" if judge and names else (judge or None)
+        prov = src.prov("mt_bench", judge=label)
         metrics = []
         for turn in (1, 2):
             vals = [s for _, t, s in rows if t == turn]
