@@ -101,6 +101,24 @@ def our_task_names() -> list[str]:
     return sorted({n for y in tasks_path().rglob("*.yaml") if (n := declared_name(y))})
 
 
+def model_types() -> list[str] | None:
+    """lm_eval's --model names (hf, vllm, ...), read from the @register_model lines of its
+    sources without importing it (that would import torch); None when lm_eval is not installed
+    or its sources no longer show them that way."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("lm_eval")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    names: set[str] = set()
+    for root in spec.submodule_search_locations:
+        for f in (Path(root) / "models").glob("*.py"):
+            for args in re.findall(r"@register_model\(([^)]*)\)", f.read_text(encoding="utf-8", errors="replace")):
+                names.update(re.findall(r"[\"']([^\"']+)[\"']", args))
+    return sorted(names) if "hf" in names else None
+
+
 def _results_files(out: Path) -> dict[Path, float]:
     return {p: p.stat().st_mtime for p in out.rglob("results_*.json")} if out.exists() else {}
 

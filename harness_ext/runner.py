@@ -17,7 +17,7 @@ from typing import Any
 
 from harness_ext.artifacts import atomic_write_json, provenance
 from harness_ext.errors import ConfigError
-from harness_ext.experiment import ArmSpec, ExperimentConfig
+from harness_ext.experiment import ArmSpec, ExperimentConfig, ExperimentError, Problem
 from harness_ext.paths import resources_dir
 from harness_ext.pipeline import Pipeline, Stage
 from harness_ext.records import SamplingParams
@@ -275,7 +275,20 @@ class ExperimentRunner:
     def _answers(self, gen_stage: str, suite: str) -> Path:
         return answers_path(self.pipe.out_dir(gen_stage), suite)
 
-    def run(self) -> Pipeline:
+    def problems(self) -> list[Problem]:
+        """Everything a stage would stop on that shows without doing the work (experiment_check)."""
+        from harness_ext.experiment import cross_field_problems
+        from harness_ext.experiment_check import check_experiment
+
+        return cross_field_problems(self.cfg) + check_experiment(self.cfg, self.base_dir)
+
+    def run(self, *, check: bool = True) -> Pipeline:
+        """Run every stage; first (unless the caller did) check the whole experiment and stop on any
+        problem before anything is written."""
+        if check:
+            problems = self.problems()
+            if problems:
+                raise ExperimentError(f"experiment '{self.cfg.name}'", problems)
         self.build()
         atomic_write_json(self.run_dir / "experiment.json",
                           {"config": asdict(self.cfg), "provenance": provenance()})

@@ -24,6 +24,9 @@ from harness_ext.units import COUNT_ON, make_unit
 STREAMING = ("longest", "shortest")
 _OPTION_NAMES = {f.name for f in fields(Options)} - {"seed", "mix_pool"}
 EXTRA_OPTIONS = {"fmt", "format", "dedup", "exact_stats", "workers", "mix_format"}
+#: Every option select_to_dir takes besides the data, out, strategy, k, unit, seed and source_field
+#: (an experiment's `select.options`).
+OPTIONS = frozenset(_OPTION_NAMES | EXTRA_OPTIONS | {"count_on", "mix", "strict"})
 
 
 def select_to_dir(

@@ -117,9 +117,19 @@ def _unique(items: list[SuiteItem], src: Any) -> list[SuiteItem]:
     return items
 
 
-def _need(data: str | None, suite: str, what: str) -> str:
+#: Suites that read the user's local copy of their data (--data, or generate.data.<suite> in an
+#: experiment file), and what that data is.
+NEEDS_DATA: dict[str, str] = {
+    "mt_bench": "FastChat's fastchat/llm_judge/data/mt_bench/question.jsonl",
+    "alpaca_eval": "the 805-instruction AlpacaEval file (alpaca_eval.json from tatsu-lab/alpaca_eval, "
+                   "or hf:tatsu-lab/alpaca_eval:alpaca_eval@eval)",
+    "pairwise": "a folder with the LIMA, Vicuna, Koala, WizardLM and Self-Instruct test files",
+}
+
+
+def _need(data: str | None, suite: str) -> str:
     if not data:
-        raise ConfigError(f"suite '{suite}' needs --data: {what}.")
+        raise ConfigError(f"suite '{suite}' needs --data: {NEEDS_DATA[suite]}.")
     return data
 
 
@@ -139,7 +149,7 @@ def load_mt_questions(spec: str | Path, name: str = "mt_bench") -> Suite:
 
 @SUITES.register("mt_bench", doc="MT-Bench: 80 two-turn questions -> model_answer/<model_id>.jsonl (FastChat)")
 def _mt_bench(data: str | None) -> Suite:
-    return load_mt_questions(_need(data, "mt_bench", "FastChat's fastchat/llm_judge/data/mt_bench/question.jsonl"))
+    return load_mt_questions(_need(data, "mt_bench"))
 
 
 @SUITES.register("demo_mt", doc="bundled two-turn demo questions (MT-Bench format)")
@@ -179,8 +189,7 @@ def load_prompts(spec: str | Path, dataset: str | None = None, name: str = "cust
 
 @SUITES.register("alpaca_eval", doc="AlpacaEval: 805 instructions -> model_outputs.json")
 def _alpaca_eval(data: str | None) -> Suite:
-    spec = _need(data, "alpaca_eval", "the 805-instruction AlpacaEval file (alpaca_eval.json from "
-                 "tatsu-lab/alpaca_eval, or hf:tatsu-lab/alpaca_eval:alpaca_eval@eval)")
+    spec = _need(data, "alpaca_eval")
     items = []
     for src, line, row in read_rows(spec):
         text = _text(row, ("instruction",), src, line)
@@ -260,7 +269,7 @@ def load_pairwise_set(name: str, spec: str | Path) -> list[SuiteItem]:
 
 @SUITES.register("pairwise", doc="the paper's five pairwise test sets (1,030 prompts); --data FOLDER")
 def _pairwise(data: str | None) -> Suite:
-    folder = _need(data, "pairwise", "a folder with the LIMA, Vicuna, Koala, WizardLM and Self-Instruct test files")
+    folder = _need(data, "pairwise")
     if not Path(folder).expanduser().is_dir():
         raise InputError("the pairwise suite needs the folder holding the five test sets.", path=folder,
                          hint=f"pass a folder, or answer one set with --suite {'|'.join(PAIRWISE_SETS)}.")
@@ -275,14 +284,40 @@ def _pairwise(data: str | None) -> Suite:
 
 def _one_set(name: str) -> SuiteLoader:
     def load(data: str | None) -> Suite:
-        path = _set_file(name, _need(data, name, f"the {name} test file or a folder holding it"))
+        path = _set_file(name, _need(data, name))
         return Suite(name, "single", load_pairwise_set(name, path), [str(path)])
 
     return load
 
 
 for _name, (_, _, _count) in PAIRWISE_SETS.items():
+    NEEDS_DATA[_name] = f"the {_name} test file or a folder holding it"
     SUITES.register(_name, doc=f"one pairwise test set ({_count} prompts in the paper's copy)")(_one_set(_name))
+
+
+def suite_data_problems(suite: str, data: str) -> list[tuple[InputError, Path, bool]]:
+    """What loading registered `suite` from local `data` would fail on, as far as it shows without
+    reading the files: (error, the missing path, whether it is a folder) for a missing file or
+    folder, or for each test set missing from the pairwise folder. An hf: name is not looked up."""
+    if data.startswith("hf:"):
+        return []
+    path = Path(data).expanduser()
+    if suite == "pairwise" and not path.is_dir():
+        return [(InputError("not found (the pairwise suite reads a folder holding the five test sets).", path=data,
+                            hint=f"point it at {NEEDS_DATA['pairwise']}."), path, True)]
+    sets = list(PAIRWISE_SETS) if suite == "pairwise" else [suite] if suite in PAIRWISE_SETS else []
+    if not sets:
+        if path.exists():
+            return []
+        return [(InputError("not found.", path=data, hint=f"point it at {NEEDS_DATA.get(suite, 'the suite data')}."),
+                 path, False)]
+    problems = []
+    for name in sets:
+        try:
+            _set_file(name, data)
+        except InputError as exc:
+            problems.append((exc, path / PAIRWISE_SETS[name][1][0] if path.is_dir() else path, False))
+    return problems
 
 
 def load_suite(suite: str, data: str | Path | None = None) -> Suite:

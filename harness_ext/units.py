@@ -225,13 +225,22 @@ def units_help() -> str:
     return UNITS.help_text()
 
 
-def make_unit(spec: str) -> Unit:
-    """Build a unit from its spec (`words`, `hf-tokens:gpt2`, ...); unknown names get a did-you-mean."""
+def check_unit_spec(spec: str) -> None:
+    """Raise what make_unit would for a bad spec, without building the unit (no tokenizer is loaded)."""
     name, _, arg = spec.partition(":")
-    factory = UNITS.get(name)
+    UNITS.get(name)
     if arg and name != "hf-tokens":
         raise ConfigError(f"Unit '{name}' takes no argument (got '{spec}').", hint=f"use --unit {name}")
-    return factory(arg)
+    if name == "hf-tokens" and not arg:
+        raise ConfigError("The hf-tokens unit needs a tokenizer: hf-tokens:<path-or-name>.",
+                          hint="e.g. --unit hf-tokens:./my-model or --unit hf-tokens:gpt2")
+
+
+def make_unit(spec: str) -> Unit:
+    """Build a unit from its spec (`words`, `hf-tokens:gpt2`, ...); unknown names get a did-you-mean."""
+    check_unit_spec(spec)
+    name, _, arg = spec.partition(":")
+    return UNITS.get(name)(arg)
 
 
 def measured_text(instruction: str, input_: str, response: str, count_on: str) -> str:

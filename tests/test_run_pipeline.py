@@ -103,12 +103,24 @@ def test_changed_config_reruns_only_downstream_stages(tmp_path, tiny_model_dir):
 
 
 def test_failed_stage_is_named_and_exit_is_nonzero(tmp_path, tiny_model_dir):
+    # A problem no up-front check can see (the data file exists but a row is malformed) fails its stage.
+    bad = tmp_path / "pool.jsonl"
+    bad.write_text('{"instruction": "a", "output": "b"}\n{"instruction": oops\n')
+    exp = _experiment(tmp_path, tiny_model_dir, max_steps=2)
+    exp.write_text(exp.read_text().replace('"bundled:instructions"', str(bad)))
+    r = run_cli("run", str(exp), "--out", str(tmp_path / "run"), env=cli_env(OMP_NUM_THREADS="1"))
+    assert r.returncode == 2
+    assert "stage 'select:longest' failed" in r.stderr and f"{bad}:2" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_a_typo_stops_the_run_before_any_stage(tmp_path, tiny_model_dir):
     exp = _experiment(tmp_path, tiny_model_dir, max_steps=2)
     exp.write_text(exp.read_text().replace("preset: smollm2-135m-cpu", "preset: smollm2-135m-cpx"))
     r = run_cli("run", str(exp), "--out", str(tmp_path / "run"), env=cli_env(OMP_NUM_THREADS="1"))
-    assert r.returncode == 2
-    assert "stage 'train:longest' failed" in r.stderr and "Did you mean 'smollm2-135m-cpu'" in r.stderr
-    assert "Traceback" not in r.stderr
+    assert r.returncode == 2 and "2 problems; no stage was run" in r.stderr, r.stderr
+    assert "arms[0].train.preset: Unknown train preset 'smollm2-135m-cpx'. Did you mean 'smollm2-135m-cpu'?" in r.stderr
+    assert "arms[1].train.preset" in r.stderr and not (tmp_path / "run").exists()
 
 
 def test_experiment_file_errors_are_one_line(tmp_path):
@@ -120,17 +132,43 @@ def test_experiment_file_errors_are_one_line(tmp_path):
     assert r.returncode == 2 and "Did you mean 'paper-longest-random-shortest'" in r.stderr
 
 
-def test_shipped_experiments_validate_and_list_their_stages():
+def test_shipped_experiments_validate_and_list_their_stages(tmp_path):
+    from harness_ext.commands.run import experiments_dir
+    from harness_ext.experiment import load_experiment
+    from harness_ext.experiment_check import check_experiment
+
     r = run_cli("run", "--list")
     names = [line.split()[0] for line in r.stdout.splitlines()]
     assert {"demo", "demo-quick", "paper-data-comparison", "paper-longest-random-shortest",
             "paper-refined-neftune", "limit-mixture"} <= set(names)
     for name in names:
-        r = run_cli("run", "--dry-run", name)
+        # The paper's experiments read data the user downloads (relative to the folder they run
+        # from). Apart from those files nothing may be wrong: stand in for them with empty files.
+        cwd = tmp_path / name
+        cwd.mkdir()
+        cfg = load_experiment(experiments_dir() / f"{name}.yaml")
+        for _ in range(3):  # a placeholder folder can reveal the files expected inside it
+            problems = [p for p in check_experiment(cfg, cwd) if not p.machine]
+            assert all(p.missing for p in problems), (name, [p.render() for p in problems])
+            for p in problems:
+                if p.folder:
+                    p.missing.mkdir(parents=True)
+                else:
+                    p.missing.parent.mkdir(parents=True, exist_ok=True)
+                    p.missing.touch()
+        r = run_cli("run", "--dry-run", name, cwd=cwd)
         assert r.returncode == 0, (name, r.stderr)
         assert r.stdout.strip().splitlines()[-1] == "report"
-    r = run_cli("run", "--dry-run", "paper-refined-neftune")
+    r = run_cli("run", "--dry-run", "paper-refined-neftune", cwd=tmp_path / "paper-refined-neftune")
     assert "refine:refined-alpaca-1k-longest-neft" in r.stdout.split()
+    # Without the data, a dry run names every missing file and exits non-zero.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run_cli("run", "--dry-run", "paper-longest-random-shortest", cwd=empty)
+    assert r.returncode == 2 and r.stdout == ""
+    for field, path in [("datasets.alpaca.path", "data/alpaca_data.json"), ("generate.data.pairwise", "data/pairwise"),
+                        ("judge.mt_bench_prompts", "data/mt_bench/judge_prompts.jsonl")]:
+        assert f"{field}: " in r.stderr and str(empty / path) in r.stderr, (field, r.stderr)
 
 
 def _smollm2_available() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from harness_ext.paths import resources_dir
@@ -28,7 +29,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="run directory (default: runs/<experiment name>)")
     p.add_argument("--list", action="store_true", help="list the shipped experiment files")
     p.add_argument("--show", metavar="NAME", help="print a shipped experiment file (to copy and edit)")
-    p.add_argument("--dry-run", action="store_true", help="validate the file and list the stages, run nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the whole experiment (names, options, data files) and list the stages; run nothing")
 
 
 def resolve_experiment(arg: str) -> Path:
@@ -59,20 +61,31 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.experiment:
         raise ConfigError("no experiment given.", hint="harness-ext run FILE.yaml (or --list)")
-    from harness_ext.experiment import load_experiment
+    from harness_ext.experiment import ExperimentError, read_experiment
+    from harness_ext.experiment_check import check_experiment
     from harness_ext.runner import ExperimentRunner
 
     path = resolve_experiment(args.experiment)
-    cfg = load_experiment(path)
-    run_dir = args.out or Path("runs") / cfg.name
+    cfg, problems, lines = read_experiment(path)
     # Relative data paths resolve against the experiment file's folder; for a shipped experiment
     # (which lives inside the package) against the folder the command runs in.
     shipped = path.resolve().parent == experiments_dir().resolve()
-    runner = ExperimentRunner(cfg, run_dir, base_dir=Path.cwd() if shipped else path.resolve().parent)
+    base_dir = Path.cwd() if shipped else path.resolve().parent
+    if cfg is not None:
+        problems += check_experiment(cfg, base_dir)
+    # A missing package or API key stops a real run; a dry run may be planning one for another machine.
+    notes = [p for p in problems if p.machine and args.dry_run]
+    problems = [p for p in problems if not (p.machine and args.dry_run)]
+    if problems or cfg is None:
+        raise ExperimentError(str(path), problems, lines)
+    run_dir = args.out or Path("runs") / cfg.name
+    runner = ExperimentRunner(cfg, run_dir, base_dir=base_dir)
     if args.dry_run:
+        for note in notes:
+            print(f"harness-ext run: note: a real run on this machine would stop on: {note.render()}", file=sys.stderr)
         for name in runner.build().stages:
             print(name)
         return 0
-    runner.run()
+    runner.run(check=False)
     print(f"run directory: {run_dir}")
     return 0

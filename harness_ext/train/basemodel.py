@@ -94,6 +94,9 @@ def resolve_base_model(name_or_path: str | os.PathLike[str]) -> Path:
     cache when offline). Raises InputError/DependencyError with the fix when that is impossible.
     """
     name = str(name_or_path)
+    problem = base_model_problem(name)
+    if problem is not None:
+        raise problem
     if name in SMOLLM2_ALIASES:
         target = cache_dir() / "models" / SMOLLM2_NAME
         if not (target / _DONE).is_file():
@@ -101,18 +104,36 @@ def resolve_base_model(name_or_path: str | os.PathLike[str]) -> Path:
         return target
     path = Path(name).expanduser()
     if path.exists():
+        return path
+    return _from_hub(name)
+
+
+def base_model_problem(name_or_path: str | os.PathLike[str]) -> HarnessError | None:
+    """Why resolve_base_model would fail, found without loading, converting or downloading anything
+    (a hub id is not looked up); None when nothing is wrong that can be seen that cheaply."""
+    name = str(name_or_path)
+    if name in SMOLLM2_ALIASES:
+        if (cache_dir() / "models" / SMOLLM2_NAME / _DONE).is_file():
+            return None
+        try:
+            smollm2_gguf_path()
+        except HarnessError as exc:
+            return exc
+        return None
+    path = Path(name).expanduser()
+    if path.exists():
         if not path.is_dir() or not (path / "config.json").is_file():
-            raise InputError(
+            return InputError(
                 "not a Hugging Face model folder (no config.json).", path=path,
                 hint="point base_model at a folder written by save_pretrained, or a hub id.",
             )
-        return path
+        return None
     if name.startswith((".", "/", "~")) or not _HUB_ID.match(name):
-        raise InputError(
+        return InputError(
             "base model folder not found.", path=path,
             hint="check the path, or give a hub id like meta-llama/Llama-2-7b-hf, or 'smollm2-135m-instruct'.",
         )
-    return _from_hub(name)
+    return None
 
 
 def _from_hub(repo_id: str) -> Path:

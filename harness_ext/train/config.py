@@ -103,49 +103,73 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "config", base: TrainConfig | None = None) -> TrainConfig:
         """Build a config from `data` on top of `base`; unknown keys and bad values are ConfigErrors."""
+        cfg, problems = cls.collect(data, base=base)
+        if problems:
+            raise _located(source, problems[0][1])
+        return cfg
+
+    @classmethod
+    def collect(cls, data: dict[str, Any], *, base: TrainConfig | None = None, ranges: bool = True
+                ) -> tuple[TrainConfig, list[tuple[str, ConfigError]]]:
+        """Like from_dict, but returns every problem instead of raising the first: (option, error)
+        pairs, in key order and then (with `ranges`) the range checks. An option with a bad value
+        keeps `base`'s."""
         values = dataclasses.asdict(base) if base is not None else {}
         types_ = _field_types()
+        problems: list[tuple[str, ConfigError]] = []
         for key, raw in data.items():
             if key not in types_:
-                raise ConfigError(
-                    f"{source}: unknown train option '{key}'.{did_you_mean(key, types_)}",
+                problems.append((key, ConfigError(
+                    f"unknown train option '{key}'.{did_you_mean(key, types_)}",
                     hint="run `harness-ext train --help` for the list of options.",
-                )
-            values[key] = _coerce(key, raw, types_[key], source)
+                )))
+                continue
+            try:
+                values[key] = _coerce(key, raw, types_[key])
+            except ConfigError as exc:
+                problems.append((key, exc))
         cfg = cls(**values)
-        cfg.validate(source)
-        return cfg
+        return cfg, problems + (cfg.problems() if ranges else [])
 
     def validate(self, source: str = "config") -> None:
         """Check ranges and choices; raise a ConfigError naming the field."""
+        problems = self.problems()
+        if problems:
+            raise _located(source, problems[0][1])
+
+    def problems(self) -> list[tuple[str, ConfigError]]:
+        """Every range or choice problem as (option, error); empty when the config is usable."""
+        out: list[tuple[str, ConfigError]] = []
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
             value = getattr(self, f.name)
             if choices and value not in choices:
-                raise ConfigError(
-                    f"{source}: {f.name}='{value}' is not allowed.{did_you_mean(str(value), choices)}",
+                out.append((f.name, ConfigError(
+                    f"{f.name}='{value}' is not allowed.{did_you_mean(str(value), choices)}",
                     hint=f"use one of: {', '.join(choices)}",
-                )
+                )))
         positive = ("max_length", "effective_batch_size", "per_device_batch_size", "save_steps", "logging_steps")
         for name in positive:
             if getattr(self, name) <= 0:
-                raise ConfigError(f"{source}: {name}={getattr(self, name)} must be a positive integer.")
-        if self.effective_batch_size % self.per_device_batch_size:
-            raise ConfigError(
-                f"{source}: effective_batch_size={self.effective_batch_size} is not a multiple of "
+                out.append((name, ConfigError(f"{name}={getattr(self, name)} must be a positive integer.")))
+        if self.per_device_batch_size > 0 and self.effective_batch_size % self.per_device_batch_size:
+            out.append(("effective_batch_size", ConfigError(
+                f"effective_batch_size={self.effective_batch_size} is not a multiple of "
                 f"per_device_batch_size={self.per_device_batch_size}.",
                 hint="choose sizes where per_device_batch_size divides effective_batch_size.",
-            )
+            )))
         if self.learning_rate <= 0:
-            raise ConfigError(f"{source}: learning_rate={self.learning_rate} must be > 0.")
+            out.append(("learning_rate", ConfigError(f"learning_rate={self.learning_rate} must be > 0.")))
         if not 0.0 <= self.warmup_ratio < 1.0:
-            raise ConfigError(f"{source}: warmup_ratio={self.warmup_ratio} must be in [0, 1).")
+            out.append(("warmup_ratio", ConfigError(f"warmup_ratio={self.warmup_ratio} must be in [0, 1).")))
         if self.neftune_alpha is not None and self.neftune_alpha < 0:
-            raise ConfigError(f"{source}: neftune_alpha={self.neftune_alpha} must be >= 0 (or null for off).")
+            out.append(("neftune_alpha", ConfigError(
+                f"neftune_alpha={self.neftune_alpha} must be >= 0 (or null for off).")))
         if self.num_train_epochs <= 0 and self.max_steps <= 0:
-            raise ConfigError(f"{source}: set num_train_epochs > 0 or max_steps > 0.")
+            out.append(("max_steps", ConfigError("set num_train_epochs > 0 or max_steps > 0.")))
         if self.ifs_every < 0 or self.ifs_patience < 0:
-            raise ConfigError(f"{source}: ifs_every and ifs_patience must be >= 0.")
+            out.append(("ifs_every", ConfigError("ifs_every and ifs_patience must be >= 0.")))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -175,7 +199,11 @@ def _field_types() -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
 
 
-def _coerce(key: str, raw: Any, tp: Any, source: str) -> Any:
+def _located(source: str, exc: ConfigError) -> ConfigError:
+    return ConfigError(f"{source}: {exc.message}", hint=exc.hint)
+
+
+def _coerce(key: str, raw: Any, tp: Any) -> Any:
     """Convert `raw` (from YAML or a `key=value` string) to the field's type, or raise."""
     optional = False
     if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
@@ -187,7 +215,7 @@ def _coerce(key: str, raw: Any, tp: Any, source: str) -> Any:
     if raw is None:
         if optional:
             return None
-        raise ConfigError(f"{source}: {key} may not be null.", hint=f"give a {tp.__name__} value.")
+        raise ConfigError(f"{key} may not be null.", hint=f"give a value of type {tp.__name__}.")
     try:
         if tp is bool:
             if isinstance(raw, bool):
@@ -209,8 +237,8 @@ def _coerce(key: str, raw: Any, tp: Any, source: str) -> Any:
         return str(raw)
     except (TypeError, ValueError):
         raise ConfigError(
-            f"{source}: {key}={raw!r} is not a valid {tp.__name__}.",
-            hint=f"give {key} a {tp.__name__} value, e.g. {key}={TrainConfig.__dataclass_fields__[key].default!r}.",
+            f"{key}={raw!r} is not a valid {tp.__name__}.",
+            hint=f"give {key} a value of type {tp.__name__}, e.g. {key}={TrainConfig.__dataclass_fields__[key].default!r}.",
         ) from None
 
 
