@@ -1,5 +1,8 @@
 """Reading and writing the files stages exchange: atomic writes, JSON/JSONL with line-precise
 errors, content hashes, provenance, and append-only logs that resume after a crash.
+
+Every JSON writer here emits strict JSON (RFC 8259): a NaN or infinite float, which strict
+parsers reject, is written as null.
 """
 
 from __future__ import annotations
@@ -7,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -76,8 +80,29 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _finite(obj: Any) -> Any:
+    """`obj` with every NaN / infinite float (at any depth of dicts, lists, tuples) replaced by None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def to_json(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON text of `obj`: NaN and +-Infinity become null (json.dumps would write bare
+    NaN / Infinity); objects JSON cannot encode are written as their str()."""
+    kw: dict[str, Any] = {"indent": indent, "ensure_ascii": False, "default": str, "allow_nan": False}
+    try:
+        return json.dumps(obj, **kw)
+    except ValueError:  # a non-finite float somewhere: the rare case pays for the extra pass
+        return json.dumps(_finite(obj), **kw)
+
+
 def dumps_json(obj: Any, indent: int | None = 2) -> str:
-    return json.dumps(obj, indent=indent, ensure_ascii=False, default=str) + "\n"
+    return to_json(obj, indent) + "\n"
 
 
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
@@ -85,7 +110,7 @@ def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Pat
 
 
 def atomic_write_jsonl(path: str | Path, rows: Iterable[Any]) -> Path:
-    lines = [json.dumps(r, ensure_ascii=False, default=str) for r in rows]
+    lines = [to_json(r) for r in rows]
     return atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
@@ -205,7 +230,7 @@ class AppendLog:
         return read_jsonl(self.path) if self.path.stat().st_size else []
 
     def append(self, record: Any) -> None:
-        self._f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self._f.write(to_json(record) + "\n")
         self._f.flush()
         os.fsync(self._f.fileno())
 

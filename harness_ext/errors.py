@@ -64,6 +64,26 @@ class StageError(HarnessError):
     """A pipeline stage failed; names the stage, the cause and how to continue."""
 
 
+class RequestsFailed(StageError):
+    """Judge requests still failed after the client's retries, so nothing was published.
+
+    `opt_in` names how the caller accepts publishing with the failures recorded: a CLI flag by
+    default; `harness-ext run` swaps in its experiment-file key (`with_opt_in`).
+    """
+
+    def __init__(self, message: str, *, opt_in: str = "pass --allow-failures") -> None:
+        super().__init__(
+            message,
+            hint="fix the cause (endpoint, model name, key, rate limit) and rerun the same command: only the "
+            f"failed requests are sent again, answers already received are cached; or {opt_in} to publish "
+            "with the failures recorded as errors.",
+        )
+        self.opt_in = opt_in
+
+    def with_opt_in(self, opt_in: str) -> RequestsFailed:
+        return RequestsFailed(self.message, opt_in=opt_in)
+
+
 def did_you_mean(value: str, choices: Iterable[str]) -> str:
     """Return ' Did you mean "x"?' for the closest choice, or '' when nothing is close."""
     close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)

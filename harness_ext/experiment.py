@@ -76,6 +76,10 @@ class JudgeSpec:
     local_mode: str = _help("local judge: 'generate' (free text) or 'digit-scores' (pairwise scores read from "
                             "next-token probabilities; for judges too small to follow a format)", "generate")
     concurrency: int = _help("parallel requests to the endpoint", 32)
+    max_retries: int = _help("retries per request on 429/5xx, timeouts and connection errors", 8)
+    allow_failures: bool = _help("publish a judge stage even if some requests still fail after retries, recording "
+                                 "them as errors (default: the stage fails and publishes nothing; a rerun sends "
+                                 "only the failed requests)", False)
     rule: str = _help("pairwise aggregation rule: paper or fastchat", "paper")
     max_new_tokens: int = _help("judge reply length cap (local judge)", 128)
     mt_bench_prompts: str | None = _help("FastChat's judge_prompts.jsonl: judges the mt_bench suite (single-answer 1-10)", None)
@@ -360,6 +364,9 @@ def cross_field_problems(cfg: ExperimentConfig) -> list[Problem]:
         out.append(Problem("judge.local_mode", f"'{cfg.judge.local_mode}' is not a local judge mode."
                            f"{did_you_mean(cfg.judge.local_mode, ['generate', 'digit-scores'])}",
                            fix="use generate or digit-scores"))
+    if cfg.judge and cfg.judge.max_retries < 0:
+        out.append(Problem("judge.max_retries", f"judge.max_retries must be >= 0, got {cfg.judge.max_retries}.",
+                           fix="use 0 (no retries) or more; the default is 8."))
     if cfg.judge and not cfg.judge.local and not cfg.judge.model:
         out.append(Problem("judge", "the judge needs `model` (for an endpoint) or `local` (a local model).",
                            fix="add judge.model (e.g. gpt-4-1106-preview) or judge.local (a model folder, or base)."))

@@ -15,7 +15,6 @@ the fitted model under paths.cache_dir() keyed by the data's hash and the settin
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness_ext.artifacts import atomic_write_bytes, sha256_file, stable_hash
+from harness_ext.artifacts import atomic_write_bytes, sha256_file, stable_hash, to_json
 from harness_ext.errors import ConfigError, InputError, require
 from harness_ext.paths import cache_dir, resources_dir
 
@@ -264,7 +263,7 @@ def load_tone_classifier(data: str | Path | None = None, *, seed: int = 0, use_c
     log.info("training the IFS tone classifier on %s (seed %d)", path, seed)
     model = train_tone_classifier(path, seed=seed)
     atomic_write_bytes(cached, pickle.dumps(model))
-    atomic_write_bytes(cached.with_suffix(".json"), json.dumps(model.meta, indent=2).encode())
+    atomic_write_bytes(cached.with_suffix(".json"), to_json(model.meta, indent=2).encode())
     return model
 
 

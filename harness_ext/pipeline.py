@@ -3,7 +3,9 @@
 A stage is skipped when its output folder holds a stamp whose key matches the stage's current key:
 sha256 over (stage name, config, the keys of the stages it reads from, the content hashes of the
 input files it reads, package version). Changing a config value or an input file re-runs exactly
-the stages downstream of the change. Stages resume internally (the trainer from its last
+the stages downstream of the change. A stage re-runs anyway when its `stale` check rejects what
+it published (say, judge results that record failed requests), and then so does every stage
+downstream of it. Stages resume internally (the trainer from its last
 checkpoint, generation and judging from their append logs), so a stage that was killed half-way
 continues where it stopped when the same command is run again.
 """
@@ -20,7 +22,7 @@ from typing import Any
 
 from harness_ext import __version__
 from harness_ext.artifacts import atomic_write_json, sha256_file, stable_hash
-from harness_ext.errors import HarnessError, StageError
+from harness_ext.errors import HarnessError, RequestsFailed, StageError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ class Stage:
     config: dict[str, Any] = field(default_factory=dict)
     after: list[str] = field(default_factory=list)
     input_files: list[Path] = field(default_factory=list)
+    # Why a stamped output is no longer acceptable (None: it is), checked before skipping the stage.
+    stale: Callable[[Path], str | None] | None = None
 
 
 @dataclass
@@ -106,15 +110,21 @@ class Pipeline:
     def run(self) -> list[StageResult]:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         total = len(self.stages)
+        ran: set[str] = set()
         for i, stage in enumerate(self.stages.values(), start=1):
             key = self.key(stage)
             self.keys[stage.name] = key
             out = self.out_dir(stage.name)
             label = f"[{i}/{total}] {stage.name}"
             if self.is_current(stage, key):
-                self.say(f"{label}: up to date, skipped")
-                self.results.append(StageResult(stage.name, "skipped", 0.0, out))
-                continue
+                reason = stage.stale(out) if stage.stale else None
+                upstream = next((d for d in stage.after if d in ran), None)
+                if reason is None and upstream is None:
+                    self.say(f"{label}: up to date, skipped")
+                    self.results.append(StageResult(stage.name, "skipped", 0.0, out))
+                    continue
+                self.say(f"{label}: {reason or f'{upstream} ran again'}; running again")
+            ran.add(stage.name)
             # A stale stamp must not survive a re-run that fails half-way.
             (out / STAMP).unlink(missing_ok=True)
             out.mkdir(parents=True, exist_ok=True)
@@ -122,10 +132,12 @@ class Pipeline:
             t0 = time.perf_counter()
             try:
                 stage.run(out)
+            except RequestsFailed as exc:  # its hint already says how to continue
+                raise StageError(f"stage '{stage.name}' failed: {exc.message}", hint=exc.hint) from exc
             except HarnessError as exc:
                 raise StageError(
                     f"stage '{stage.name}' failed: {exc.message}",
-                    hint=(f"{exc.hint}; then rerun" if exc.hint else "fix the cause and rerun")
+                    hint=(f"{exc.hint.rstrip('.')}; then rerun" if exc.hint else "fix the cause and rerun")
                     + " the same command: completed stages are skipped and this one continues from what it had saved.",
                 ) from exc
             except Exception as exc:

@@ -69,6 +69,14 @@ def judge_caveats(summaries: dict[str, dict[str, Any]], *, local_judge: bool) ->
     return lines
 
 
+def _mt_bench_scored(path: Path) -> bool:
+    """Whether an MT-Bench judgment file holds at least one usable score."""
+    from harness_ext.artifacts import read_jsonl
+
+    return any(isinstance(r, dict) and not r.get("error") and isinstance(r.get("score"), (int, float))
+               and r["score"] >= 0 for r in read_jsonl(path))
+
+
 def _ifs(path: Path) -> float | None:
     """Instruction Following Score of a set of answers, when the eval extra is installed."""
     try:
@@ -85,6 +93,7 @@ def _ifs(path: Path) -> float | None:
 
 def build_report(runner: ExperimentRunner, out: Path) -> Path:
     """Write out/leaderboard.json, out/index.html (+ plots) and out/judge_caveats.md."""
+    from harness_ext.judging.mtbench import judgment_path
     from harness_ext.leaderboard import (
         Entry,
         Leaderboard,
@@ -148,9 +157,12 @@ def build_report(runner: ExperimentRunner, out: Path) -> Path:
             score = _ifs(answers)
             if score is not None:
                 entry.metrics.append(Metric("ifs", "ifs", round(score, 4), prov, unit="fraction", test_set=suite, n=n))
-        mt = sorted(pipe.out_dir(f"mt_bench:{arm.name}").glob("model_judgment/*_single.jsonl"))
-        if mt:
-            add_results(board, mt[0], kind="mt_bench", model=arm.name, prefer="incoming", date=date)
+        if f"mt_bench:{arm.name}" in pipe.stages:
+            # This run's judge's file (an earlier judge's may sit beside it); none scored (every request
+            # failed, published with judge.allow_failures) leaves the board without an MT-Bench score.
+            mt = judgment_path(pipe.out_dir(f"mt_bench:{arm.name}"), runner.judge_name(), "single")
+            if mt.is_file() and _mt_bench_scored(mt):
+                add_results(board, mt, kind="mt_bench", model=arm.name, prefer="incoming", date=date)
         ae = pipe.out_dir(f"alpaca_eval:{arm.name}") / "alpaca_eval"
         ann = sorted(ae.rglob("annotations.json")) if ae.is_dir() else []
         if ann:

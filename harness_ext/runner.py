@@ -9,14 +9,16 @@ stage that needs them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from harness_ext.artifacts import atomic_write_json, provenance
-from harness_ext.errors import ConfigError
+from harness_ext.errors import ConfigError, RequestsFailed
 from harness_ext.experiment import ArmSpec, ExperimentConfig, ExperimentError, Problem
 from harness_ext.paths import resources_dir
 from harness_ext.pipeline import Pipeline, Stage
@@ -24,6 +26,16 @@ from harness_ext.records import SamplingParams
 
 BUNDLED_PREFIX = "bundled:"
 MULTI_TURN_SUITES = ("mt_bench", "demo_mt")
+ALLOW_FAILURES_OPT_IN = "set `judge.allow_failures: true` in the experiment file"
+
+
+@contextlib.contextmanager
+def _experiment_opt_in() -> Iterator[None]:
+    """Judge failures name the experiment file's opt-in, not the CLI flag of the stand-alone commands."""
+    try:
+        yield
+    except RequestsFailed as exc:
+        raise exc.with_opt_in(ALLOW_FAILURES_OPT_IN) from exc
 
 
 def resolve_data_path(path: str, base: Path) -> str:
@@ -75,11 +87,34 @@ class ExperimentRunner:
             path = self._base_model() if j.local == "base" else j.local
             digits = 2 if pairwise and j.local_mode == "digit-scores" else 0
             client = make_local_client(path, max_new_tokens=j.max_new_tokens, digit_scores=digits)
-            return client, (j.model or Path(path).name)
+            return client, self.judge_name()
         from harness_ext.judging import make_client
 
         key = os.environ.get(j.api_key_env)
-        return make_client(j.model, base_url=j.base_url, api_key=key, concurrency=j.concurrency), j.model
+        return make_client(j.model, base_url=j.base_url, api_key=key, concurrency=j.concurrency,
+                           max_retries=j.max_retries), j.model
+
+    def judge_name(self) -> str:
+        """The judge model's name as recorded in judgments: `judge.model`, else the local model's folder name."""
+        j = self.cfg.judge
+        assert j is not None
+        if j.model or not j.local:
+            return j.model
+        return Path(self._base_model() if j.local == "base" else j.local).name
+
+    def _published_failures(self, out: Path) -> str | None:
+        """Why a stamped pairwise stage must run again: it published failed requests although
+        judge.allow_failures is off (earlier versions did that), so a rerun retries them."""
+        if self.cfg.judge is None or self.cfg.judge.allow_failures:
+            return None
+        for path in sorted(out.glob("*/summary.json")):
+            try:
+                failed = json.loads(path.read_text(encoding="utf-8"))["judgments"]["request_errors"]
+            except (OSError, ValueError, KeyError, TypeError):
+                return f"{path} is unreadable"
+            if failed:
+                return f"{path.parent.name}/summary.json records {failed} failed judge requests"
+        return None
 
     def _judge_config(self) -> dict[str, Any]:
         j = self.cfg.judge
@@ -87,6 +122,11 @@ class ExperimentRunner:
             return {}
         d = asdict(j)
         d.pop("api_key_env")  # where the key lives is not part of the result; the key never is
+        d.pop("max_retries")  # how hard to try changes whether a stage finishes, not what it publishes
+        if not d["allow_failures"]:
+            # Only a stage published with failures differs; leaving the default out keeps the keys of
+            # runs made before the option existed, so they are not re-judged.
+            d.pop("allow_failures")
         return d
 
     # ------------------------------------------------------------ stages
@@ -126,7 +166,9 @@ class ExperimentRunner:
                     from harness_ext.judging.refine import refine_dataset
 
                     client, model = self._judge_client()
-                    refine_dataset(Path(src_refine), out, client, model)
+                    with _experiment_opt_in():
+                        refine_dataset(Path(src_refine), out, client, model,
+                                       allow_failures=self.cfg.judge.allow_failures)
 
                 self.pipe.add(Stage(name, run_refine, config={"judge": self._judge_config()}, after=after))
                 after = [name]
@@ -188,13 +230,15 @@ class ExperimentRunner:
 
                 client, model = self._judge_client(pairwise=True)
                 for suite in self.pairwise_suites():
-                    judge_pairwise(
-                        self._answers(gen_stage[a], suite), self._answers(gen_stage[b], suite),
-                        out / suite, client, model, rule=self.cfg.judge.rule, seed=self.cfg.seed,
-                    )
+                    with _experiment_opt_in():
+                        judge_pairwise(
+                            self._answers(gen_stage[a], suite), self._answers(gen_stage[b], suite),
+                            out / suite, client, model, rule=self.cfg.judge.rule, seed=self.cfg.seed,
+                            allow_failures=self.cfg.judge.allow_failures,
+                        )
 
             self.pipe.add(Stage(name, run_judge, config={"judge": self._judge_config(), "pair": [a, b]},
-                                after=[gen_stage[a], gen_stage[b]]))
+                                after=[gen_stage[a], gen_stage[b]], stale=self._published_failures))
             judge_stages.append(name)
         judge_stages += self._add_suite_judges(gen_stage)
         lm_stages = []
@@ -241,14 +285,16 @@ class ExperimentRunner:
                     from harness_ext.judging.mtbench import judge_mt_bench
 
                     client, model = self._judge_client()
-                    judge_mt_bench(
-                        question_file=resolve_data_path(self.cfg.generate.data["mt_bench"], self.base_dir),
-                        answer_dir=gen_dir / "mt_bench" / "model_answer", models=[arm.name],
-                        judge_prompts=resolve_data_path(j.mt_bench_prompts, self.base_dir),
-                        ref_answers=resolve_data_path(j.mt_bench_references, self.base_dir)
-                        if j.mt_bench_references else None,
-                        judge_model=model, client=client, out=out, mode="single",
-                    )
+                    with _experiment_opt_in():
+                        judge_mt_bench(
+                            question_file=resolve_data_path(self.cfg.generate.data["mt_bench"], self.base_dir),
+                            answer_dir=gen_dir / "mt_bench" / "model_answer", models=[arm.name],
+                            judge_prompts=resolve_data_path(j.mt_bench_prompts, self.base_dir),
+                            ref_answers=resolve_data_path(j.mt_bench_references, self.base_dir)
+                            if j.mt_bench_references else None,
+                            judge_model=model, client=client, out=out, mode="single",
+                            allow_failures=j.allow_failures,
+                        )
 
                 if "mt_bench" not in self.cfg.generate.data:
                     raise ConfigError("judge.mt_bench_prompts is set but generate.data has no mt_bench questions file.")

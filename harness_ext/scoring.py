@@ -3,6 +3,7 @@ length-controlled win rates: the statistics every judge report prints.
 
 Outcomes are the strings "win", "tie", "loss" from model A's point of view. Aggregation rules
 that turn a pair of order-swapped judgments into one outcome are registered by name in RULES.
+A rate or CI over zero items is None (null in JSON), never NaN.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from harness_ext.errors import ConfigError
 from harness_ext.registry import Registry
 
 OUTCOMES = ("win", "tie", "loss")
@@ -54,15 +56,24 @@ def fastchat_rule(ab: tuple[float, float], ba: tuple[float, float]) -> str:
     return "win" if first > 0 else "loss" if first < 0 else "tie"
 
 
-def win_rate(outcomes: Sequence[str]) -> float:
-    """Wins plus half the ties, as a fraction (0.5 = no difference).
+def win_rate(outcomes: Sequence[str]) -> float | None:
+    """Wins plus half the ties, as a fraction (0.5 = no difference); None for no outcomes.
 
     >>> win_rate(["win", "tie", "loss", "win"])
     0.625
+    >>> win_rate([]) is None
+    True
     """
     if not outcomes:
-        return math.nan
+        return None
     return (sum(o == "win" for o in outcomes) + 0.5 * sum(o == "tie" for o in outcomes)) / len(outcomes)
+
+
+def check_n_boot(n_boot: Any) -> None:
+    """ConfigError unless `n_boot` (bootstrap resamples) is an integer >= 1; check it before any judging."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
+        raise ConfigError(f"--n-boot must be an integer >= 1, got {n_boot!r}.",
+                          hint="give the number of bootstrap resamples for the 95% CIs, e.g. --n-boot 2000.")
 
 
 def bootstrap_ci(
@@ -77,6 +88,7 @@ def bootstrap_ci(
 
     `stat` receives an (n_boot, n, ...) array of resamples and returns n_boot statistics.
     """
+    check_n_boot(n_boot)
     n = len(values)
     if n == 0:
         return (math.nan, math.nan)
@@ -88,25 +100,29 @@ def bootstrap_ci(
 
 
 def win_tie_loss(outcomes: Sequence[str], *, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """Counts, rates and bootstrap 95% CIs for win, tie, loss and win rate (wins + ties/2).
+    """Counts, rates and bootstrap 95% CIs for win, tie, loss and win rate (wins + ties/2);
+    with no outcomes the rates and CI bounds are None.
 
     >>> r = win_tie_loss(["win"] * 6 + ["tie"] * 2 + ["loss"] * 2, seed=1)
     >>> r["n"], r["win"], r["tie"], r["loss"], r["win_rate"]
     (10, 0.6, 0.2, 0.2, 0.7)
     >>> lo, hi = r["ci95"]["win"]; lo <= 0.6 <= hi
     True
+    >>> e = win_tie_loss([]); e["win_rate"], e["ci95"]["win_rate"]
+    (None, (None, None))
     """
+    check_n_boot(n_boot)
     n = len(outcomes)
     onehot = np.array([[o == k for k in OUTCOMES] for o in outcomes], dtype=float).reshape(n, 3)
     out: dict[str, Any] = {"n": n, "counts": {k: int(onehot[:, i].sum()) for i, k in enumerate(OUTCOMES)}}
     for i, k in enumerate(OUTCOMES):
-        out[k] = float(onehot[:, i].mean()) if n else math.nan
+        out[k] = float(onehot[:, i].mean()) if n else None
     out["win_rate"] = win_rate(outcomes)
-    ci: dict[str, tuple[float, float]] = {}
+    ci: dict[str, tuple[float | None, float | None]] = {}
     for i, k in enumerate(OUTCOMES):
-        ci[k] = bootstrap_ci(onehot[:, i], lambda s: s.mean(axis=1), n_boot=n_boot, seed=seed)
+        ci[k] = bootstrap_ci(onehot[:, i], lambda s: s.mean(axis=1), n_boot=n_boot, seed=seed) if n else (None, None)
     wr = onehot[:, 0] + 0.5 * onehot[:, 1]
-    ci["win_rate"] = bootstrap_ci(wr, lambda s: s.mean(axis=1), n_boot=n_boot, seed=seed)
+    ci["win_rate"] = bootstrap_ci(wr, lambda s: s.mean(axis=1), n_boot=n_boot, seed=seed) if n else (None, None)
     out["ci95"] = ci
     out["bootstrap"] = {"n_boot": n_boot, "seed": seed, "level": 0.95, "method": "percentile, items resampled"}
     return out
@@ -147,17 +163,20 @@ DEFAULT_LENGTH_EDGES = (-200, -50, 50, 200)
 
 def length_buckets(diffs: Sequence[float], outcomes: Sequence[str],
                    edges: Sequence[float] = DEFAULT_LENGTH_EDGES) -> list[dict[str, Any]]:
-    """Win rate of A by bucket of (len A - len B), to show a judge's length bias.
+    """Win rate of A by bucket of (len A - len B), to show a judge's length bias. `range_words`
+    is [lo, hi) with None for the open ends (JSON has no infinity).
 
     >>> [b["n"] for b in length_buckets([-300, 0, 10, 400], ["loss", "tie", "win", "win"])]
     [1, 0, 2, 0, 1]
+    >>> length_buckets([], [])[0]["range_words"], length_buckets([], [])[-1]["win_rate"]
+    ([None, -200], None)
     """
     bounds = [-math.inf, *edges, math.inf]
     rows = []
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
         sel = [o for d, o in zip(diffs, outcomes, strict=True) if lo <= d < hi]
-        rows.append({"range_words": [lo, hi], "n": len(sel),
-                     "win_rate": win_rate(sel) if sel else None,
+        rows.append({"range_words": [lo if math.isfinite(lo) else None, hi if math.isfinite(hi) else None],
+                     "n": len(sel), "win_rate": win_rate(sel),
                      "win": sum(o == "win" for o in sel), "tie": sum(o == "tie" for o in sel),
                      "loss": sum(o == "loss" for o in sel)})
     return rows

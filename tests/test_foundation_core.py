@@ -11,11 +11,13 @@ from harness_ext import __version__
 from harness_ext.artifacts import (
     AppendLog,
     atomic_write_json,
+    atomic_write_jsonl,
     iter_jsonl,
     read_json,
     sha256_file,
     stable_hash,
     staged_dir,
+    to_json,
 )
 from harness_ext.errors import ConfigError, InputError
 from harness_ext.registry import Registry
@@ -109,6 +111,27 @@ def test_append_log_cuts_torn_tail(tmp_path):
         assert [r["i"] for r in log.records()] == [1, 2]
         log.append({"i": 3})
     assert [r["i"] for _, r in iter_jsonl(p)] == [1, 2, 3]
+
+
+def test_json_writers_write_strict_json_null_for_nan_and_infinity(tmp_path):
+    import math
+
+    import numpy as np
+
+    def reject(token):
+        raise AssertionError(f"{token} is not JSON")
+
+    bad = {"rate": math.nan, "ci": (-math.inf, np.float64("nan")), "ok": 0.5, "rows": [{"x": math.inf}]}
+    clean = {"rate": None, "ci": [None, None], "ok": 0.5, "rows": [{"x": None}]}
+    atomic_write_json(tmp_path / "a.json", bad)
+    atomic_write_jsonl(tmp_path / "a.jsonl", [bad, {"y": 1}])
+    with AppendLog(tmp_path / "log.jsonl") as log:
+        log.append(bad)
+    assert json.loads((tmp_path / "a.json").read_text(), parse_constant=reject) == clean
+    assert [json.loads(line, parse_constant=reject) for line in (tmp_path / "a.jsonl").read_text().splitlines()] \
+        == [clean, {"y": 1}]
+    assert json.loads((tmp_path / "log.jsonl").read_text(), parse_constant=reject) == clean
+    assert to_json({"a": 1.5, "b": [1, "x"]}) == '{"a": 1.5, "b": [1, "x"]}'  # finite input: unchanged
 
 
 def test_hashes_are_stable(tmp_path):

@@ -92,3 +92,12 @@ def test_alpaca_config_copy_and_errors(tmp_path):
     out = run_cli("judge", "alpaca-config", "--judge-model", "org/My Model", "--dest", str(tmp_path / "x"))
     assert out.returncode == 0 and "model_name: org/My Model" in (tmp_path / "x" / "harness_pairwise" /
                                                                    "configs.yaml").read_text()
+
+
+def test_alpaca_eval_failure_is_reported_as_its_exception_line():
+    from harness_ext.judging.alpaca import _last_error
+
+    tail = ('Traceback (most recent call last):\n  File "x.py", line 1, in <module>\n    raise APIConnectionError\n'
+            'openai.APIConnectionError: Connection error.\n')
+    assert _last_error(tail) == "openai.APIConnectionError: Connection error."
+    assert _last_error("INFO something\nfinal words\n") == "final words" and _last_error("") == "no output"

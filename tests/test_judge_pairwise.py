@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from harness_ext.errors import ConfigError, RequestsFailed
 from harness_ext.judging.client import RetryPolicy, make_client
 from harness_ext.judging.pairwise import judge_pairwise, load_template
 from harness_ext.records import ChatRequest, ChatResult
@@ -120,10 +121,38 @@ class _FailingClient:
         return [ChatResult(text=None, error="HTTP 401: bad key") for _ in requests]
 
 
-def test_request_errors_are_reported(tmp_path):
+def _strict_json(path):
+    """Parse as a strict JSON parser would: bare NaN / Infinity are errors."""
+    def reject(token):
+        raise AssertionError(f"{path} holds {token}, which is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=reject)
+
+
+def test_request_errors_publish_nothing_unless_allowed(tmp_path):
     a, b = _files(tmp_path, n=3)
-    s = judge_pairwise(a, b, tmp_path / "o", _FailingClient(), "judge", n_boot=10)
+    out = tmp_path / "o"
+    with LoopbackServer(quality_judge) as srv:
+        judge_pairwise(a, b, out, _client(srv, tmp_path), "judge", n_boot=10)  # an earlier good run
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    with pytest.raises(RequestsFailed, match=r"judge pairwise: 6 of 6 judge requests got no answer after retries "
+                       r"\(first: item '0', order ab: HTTP 401: bad key\); nothing was published") as exc:
+        judge_pairwise(a, b, out, _FailingClient(), "judge", n_boot=10)
+    assert "--allow-failures" in str(exc.value)
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before  # neither replaced nor half-written
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".o.")] == []
+
+    s = judge_pairwise(a, b, tmp_path / "o2", _FailingClient(), "judge", n_boot=10, allow_failures=True)
     assert s["judgments"]["request_errors"] == 6 and s["scored_items"] == 0 and s["overall"]["unscored"] == 3
+    # Nothing scored: every rate and CI is null, which strict JSON parsers accept (NaN they reject).
+    doc = _strict_json(tmp_path / "o2" / "summary.json")
+    for block in [doc["overall"], *doc["by_dataset"].values()]:
+        assert block["n"] == 0 and block["win_rate"] is None and block["win"] is None
+        assert all(ci == [None, None] for ci in block["ci95"].values())
+    assert doc["diagnostics"]["length_bias"][0]["range_words"] == [None, -200]
+    assert doc["diagnostics"]["length_bias"][-1]["range_words"] == [200, None]
+    report = (tmp_path / "o2" / "report.md").read_text()
+    assert "| overall | 0 | - | - | - | - [-, -] | 3 |" in report and "| < -200 | 0 | - |" in report
 
 
 def test_cli_pairwise_and_bad_input(tmp_path):
@@ -143,7 +172,63 @@ def test_cli_pairwise_and_bad_input(tmp_path):
         r = run_cli("judge", "pairwise", "--a", str(a), "--b", str(b), "--judge-model", "judge",
                     "--base-url", srv.base_url, "--out", str(tmp_path / "o3"), "--rule", "papr", timeout=120)
         assert r.returncode == 2 and "Did you mean 'paper'?" in r.stderr
+        r = run_cli("judge", "pairwise", "--a", str(a), "--b", str(b), "--judge-model", "judge",
+                    "--base-url", srv.base_url, "--out", str(tmp_path / "o4"), "--n-boot", "0", timeout=120)
+        assert r.returncode == 2 and "--n-boot must be an integer >= 1, got 0" in r.stderr
+        assert "Traceback" not in r.stderr and not (tmp_path / "o4").exists()
+        with pytest.raises(ConfigError, match="n-boot must be an integer >= 1"):
+            judge_pairwise(a, b, tmp_path / "o4", _client(srv, tmp_path), "judge", n_boot=0)
         assert srv.requests == 8  # the bad runs sent nothing
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _error_lines(stderr: str, cmd: str = "judge") -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith(f"harness-ext {cmd}: error:")]
+
+
+def test_cli_failed_requests_publish_nothing_and_the_rerun_sends_only_those(tmp_path):
+    a, b = _files(tmp_path, n=4)
+    out = tmp_path / "o"
+    args = ["judge", "pairwise", "--a", str(a), "--b", str(b), "--judge-model", "judge", "--out", str(out),
+            "--cache-dir", str(tmp_path / "cache"), "--max-retries", "0", "--n-boot", "50"]
+    with LoopbackServer(quality_judge, fail_first=3, faults=("500",)) as srv:
+        r = run_cli(*args, "--base-url", srv.base_url, timeout=120)
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        [error] = _error_lines(r.stderr)
+        assert "3 of 8 judge requests got no answer after retries" in error and "HTTP 500" in error
+        assert "rerun the same command" in error and "--allow-failures" in error
+        assert not out.exists() and srv.requests == 8 and srv.served == 5
+        r = run_cli(*args, "--base-url", srv.base_url, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert srv.requests == 11  # the three that failed, and nothing already answered
+        assert sorted(srv.served_keys.values()) == [1] * 8
+    s = _strict_json(out / "summary.json")
+    assert s["judgments"]["request_errors"] == 0 and s["judgments"]["parsed"] == 8 and s["overall"]["n"] == 4
+
+
+def test_cli_closed_port_fails_cleanly_and_allow_failures_publishes(tmp_path):
+    a, b = _files(tmp_path, n=2)
+    out = tmp_path / "o"
+    args = ["judge", "pairwise", "--a", str(a), "--b", str(b), "--judge-model", "judge", "--out", str(out),
+            "--base-url", f"http://127.0.0.1:{_closed_port()}/v1", "--max-retries", "0", "--n-boot", "50"]
+    r = run_cli(*args, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and not out.exists()
+    [error] = _error_lines(r.stderr)
+    assert "4 of 4 judge requests got no answer after retries" in error and "APIConnectionError" in error
+    r = run_cli(*args, "--allow-failures", timeout=120)
+    assert r.returncode == 1  # published, but nothing could be scored
+    assert "4 judge request(s) failed after retries and were published as unscored" in r.stderr
+    s = _strict_json(out / "summary.json")
+    assert s["judgments"]["request_errors"] == 4 and s["scored_items"] == 0 and s["overall"]["win_rate"] is None
+    rows = [json.loads(x) for x in (out / "judgments.jsonl").read_text().splitlines()]
+    assert all(r["request_error"] and r["parse_error"] is None for r in rows)
 
 
 @pytest.mark.slow  # two CLI processes (~13 s); the default run covers SIGKILL at the client level

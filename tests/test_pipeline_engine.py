@@ -39,6 +39,22 @@ def test_second_run_skips_everything(tmp_path):
     assert (tmp_path / "run" / "train" / "a" / "done.txt").read_text() == "train:a"
 
 
+def test_stale_output_reruns_the_stage_and_everything_downstream(tmp_path):
+    data = tmp_path / "d.json"
+    data.write_text("[1]")
+    calls: list[str] = []
+    _pipeline(tmp_path / "run", data, calls).run()
+    said: list[str] = []
+    p = _pipeline(tmp_path / "run", data, calls)
+    p.say = said.append
+    p.stages["train:a"].stale = lambda out: "done.txt is outdated" if (out / "done.txt").read_text() else None
+    calls.clear()
+    res = p.run()
+    assert calls == ["train:a", "report"] and [r.status for r in res] == ["skipped", "ran", "ran"]
+    assert "[2/3] train:a: done.txt is outdated; running again" in said
+    assert "[3/3] report: train:a ran again; running again" in said
+
+
 def test_changed_input_or_config_reruns_downstream_only(tmp_path):
     data = tmp_path / "d.json"
     data.write_text("[1]")

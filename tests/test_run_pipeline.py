@@ -223,3 +223,117 @@ def test_run_reuses_an_arm_trained_separately_with_the_same_settings(tmp_path, t
     assert r.returncode == 0, r.stderr[-2000:]
     assert report.stat().st_mtime_ns == before  # found finished, not retrained
     assert "train:longest: done in" in r.stdout
+
+
+def _judge_experiment(tmp_path: Path, model_dir: Path, judge: str, compare: bool = True) -> Path:
+    """Two untrained arms (no training: seconds), the demo suite judged head to head and one
+    MT-Bench question graded per arm, by the judge described by `judge` (YAML mapping items)."""
+    from tests.judge2_fixtures import QUESTIONS, write_jsonl, write_judge_prompts
+
+    mt = tmp_path / "mt"
+    if not mt.exists():
+        write_jsonl(mt / "question.jsonl", QUESTIONS[:1])  # writing: needs no reference answers
+        write_judge_prompts(mt / "judge_prompts.jsonl")
+    exp = tmp_path / "judge.yaml"
+    exp.write_text(f"""
+name: judge-failures
+base_model: {model_dir}
+arms: [{{name: a1}}, {{name: a2}}]
+generate: {{suites: [demo, mt_bench], data: {{mt_bench: {mt / "question.jsonl"}}}, max_new_tokens: 4,
+            batch_size: 4, limit: 2}}
+judge: {{{judge}, mt_bench_prompts: {mt / "judge_prompts.jsonl"}}}
+compare: {"[[a1, a2]]" if compare else "[]"}
+""")
+    return exp
+
+
+def _run_in_process(capsys, exp: Path, run_dir: Path) -> tuple[int, str, list[str]]:
+    """`harness-ext run` in this process (the tiny model and imports are already loaded): exit code,
+    stdout, and the error lines on stderr."""
+    from harness_ext.cli import main
+
+    code = main(["run", str(exp), "--out", str(run_dir)])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, [line for line in err.splitlines() if line.startswith("harness-ext run: error:")]
+
+
+def _strict_json(path: Path):
+    def reject(token):
+        raise AssertionError(f"{path} holds {token}, which is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=reject)
+
+
+def test_judge_stages_with_failed_requests_fail_unstamped_and_rerun_only_those(tmp_path, tiny_model_dir, capsys):
+    pytest.importorskip("openai")
+    import socket
+
+    from tests.openai_server import LoopbackServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    run_dir = tmp_path / "run"
+    pairwise = run_dir / "judge" / "a1-vs-a2"
+    reply = lambda body: "7 5\nRating: [[6]]"  # noqa: E731 - scores for the pairwise and MT-Bench judges
+    with LoopbackServer(reply, fail_first=1, faults=("500",)) as srv:
+        exp = _judge_experiment(tmp_path, tiny_model_dir, f"model: judge, base_url: {srv.base_url}, max_retries: 0")
+        code, out, errors = _run_in_process(capsys, exp, run_dir)
+        # Both arms answer alike, so A-first and B-first prompts coincide: 2 distinct requests, 1 failed.
+        assert code == 2 and srv.requests == 2 and len(errors) == 1, errors
+        assert "stage 'judge:a1-vs-a2' failed: judge pairwise: 2 of 4 judge requests got no answer after " \
+               "retries (first: item" in errors[0] and "HTTP 500" in errors[0]
+        assert "set `judge.allow_failures: true` in the experiment file" in errors[0]
+        assert "judge:a1-vs-a2: done" not in out and "judge:a1-vs-a2: running" in out
+        assert not (pairwise / ".stage.json").exists() and not (pairwise / "demo").exists()
+        assert (run_dir / "generate" / "a1" / ".stage.json").is_file()
+
+        code, out, errors = _run_in_process(capsys, exp, run_dir)
+        assert code == 0 and not errors
+        assert "generate:a1: up to date, skipped" in out and "judge:a1-vs-a2: done" in out
+        # the one failed request and MT-Bench's two turns (a2's prompts equal a1's: cached), nothing twice
+        assert srv.requests == 2 + 1 + 2 and sorted(srv.served_keys.values()) == [1] * 4
+    summary = _strict_json(pairwise / "demo" / "summary.json")
+    assert summary["judgments"]["request_errors"] == 0 and summary["scored_items"] == 2
+    assert (pairwise / ".stage.json").is_file() and (run_dir / "report" / "leaderboard.json").is_file()
+
+    # MT-Bench grading behaves the same: an unreachable judge fails the stage, unstamped.
+    exp = _judge_experiment(tmp_path, tiny_model_dir, f"model: judge-2, base_url: {closed}, max_retries: 0",
+                            compare=False)
+    code, out, errors = _run_in_process(capsys, exp, run_dir)
+    assert code == 2 and len(errors) == 1, errors
+    assert "stage 'mt_bench:a1' failed: mt-bench judge: 2 of 2 items got no judge answer" in errors[0]
+    assert "APIConnectionError" in errors[0] and "judge.allow_failures: true" in errors[0]
+    assert not (run_dir / "mt_bench" / "a1" / ".stage.json").exists()
+    assert not (run_dir / "mt_bench" / "a1" / "model_judgment" / "judge-2_single.jsonl").exists()
+
+    # Opting in publishes with the failures recorded, stamps, and the report copes with nothing scored.
+    exp = _judge_experiment(tmp_path, tiny_model_dir,
+                            f"model: judge-2, base_url: {closed}, max_retries: 0, allow_failures: true")
+    code, out, errors = _run_in_process(capsys, exp, run_dir)
+    assert code == 0 and not errors, errors
+    summary = _strict_json(pairwise / "demo" / "summary.json")
+    assert summary["judgments"]["request_errors"] == 4 and summary["scored_items"] == 0
+    assert summary["overall"]["win_rate"] is None and summary["overall"]["ci95"]["win_rate"] == [None, None]
+    mt = _strict_json(run_dir / "mt_bench" / "a1" / "model_judgment" / "judge-2_single_report.json")
+    assert len(mt["request_failures"]) == 2
+    for stage in ("judge/a1-vs-a2", "mt_bench/a1", "mt_bench/a2", "report"):
+        assert (run_dir / stage / ".stage.json").is_file()
+    _strict_json(run_dir / "report" / "leaderboard.json")
+
+    # A run stamped by an earlier version with failures published (and no opt-in) is judged again.
+    from harness_ext.experiment import load_experiment
+    from harness_ext.runner import ExperimentRunner
+
+    with LoopbackServer(reply) as srv:
+        exp = _judge_experiment(tmp_path, tiny_model_dir, f"model: judge-2, base_url: {srv.base_url}, max_retries: 0")
+        pipe = ExperimentRunner(load_experiment(exp), run_dir, base_dir=tmp_path).build()
+        for stage in pipe.stages.values():
+            pipe.keys[stage.name] = pipe.key(stage)
+        stamp = pairwise / ".stage.json"
+        stamp.write_text(json.dumps({**json.loads(stamp.read_text()), "key": pipe.keys["judge:a1-vs-a2"]}))
+        code, out, errors = _run_in_process(capsys, exp, run_dir)
+        assert code == 0 and not errors, errors
+        assert "judge:a1-vs-a2: demo/summary.json records 4 failed judge requests; running again" in out
+    assert _strict_json(pairwise / "demo" / "summary.json")["judgments"]["request_errors"] == 0

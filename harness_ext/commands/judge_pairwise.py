@@ -15,7 +15,10 @@ and matches items by instruction (and dataset when both files have one).
 The judge is any OpenAI-compatible endpoint (--base-url; key from $HARNESS_EXT_JUDGE_API_KEY or
 $OPENAI_API_KEY, never written anywhere), or a local checkpoint with --local-judge. Answers are cached
 under $HARNESS_EXT_CACHE/judge, so rerunning an interrupted command resumes it and a finished one
-makes no requests.
+makes no requests. If a request still fails after --max-retries, nothing is written to --out and the
+command exits 2; rerunning sends only the failed requests. --allow-failures publishes anyway, with
+those judgments recorded as request errors (unscored). A reply that arrives but does not parse is a
+parse failure: counted in summary.json, never a reason to stop.
 
 Example:
   harness-ext judge pairwise --a runs/ours/model_outputs.json --b runs/base/model_outputs.json \\
@@ -35,8 +38,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rule", default="paper", help="aggregation of the two orders: " + ", ".join(RULES.names()))
     p.add_argument("--template", default=None, help="pairwise judge template YAML (default judges/pairwise/default.yaml)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples, >= 1 (default 2000)")
     p.add_argument("--max-tokens", type=int, default=None, help="judge reply token limit (default: the template's)")
+    p.add_argument("--allow-failures", action="store_true",
+                   help="publish even if some requests still fail after retries, recording them as request "
+                   "errors (default: publish nothing, exit 2; rerun to retry only those)")
     add_client_options(p)
 
 
@@ -45,13 +51,15 @@ def run(args: argparse.Namespace) -> int:
 
     from harness_ext.artifacts import require_files
     from harness_ext.judging.pairwise import judge_pairwise
-    from harness_ext.scoring import RULES
+    from harness_ext.scoring import RULES, check_n_boot
 
-    RULES.get(args.rule)  # fail on a bad rule before any request is sent
+    RULES.get(args.rule)  # fail on a bad rule or resample count before any request is sent
+    check_n_boot(args.n_boot)
     require_files(args.a, args.b)  # and on a missing input before asking for credentials
     client, judge_model = client_from_args(args)
     summary = judge_pairwise(args.a, args.b, Path(args.out), client, judge_model, rule=args.rule, seed=args.seed,
-                             template=args.template, n_boot=args.n_boot, max_tokens=args.max_tokens)
+                             template=args.template, n_boot=args.n_boot, max_tokens=args.max_tokens,
+                             allow_failures=args.allow_failures)
     print((Path(args.out) / "report.md").read_text(encoding="utf-8"))
     stats = dict(getattr(client, "stats", {}))
     if stats:
@@ -60,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if errors:
         import sys
 
-        print(f"harness-ext judge pairwise: {errors} judge request(s) failed after retries and are unscored; "
-              "rerun the same command to retry only those (answers received are cached).", file=sys.stderr)
+        print(f"harness-ext judge pairwise: {errors} judge request(s) failed after retries and were published "
+              "as unscored (--allow-failures); rerun the same command to retry only those (answers received "
+              "are cached).", file=sys.stderr)
     return 0 if summary["scored_items"] else 1

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
+from harness_ext.artifacts import to_json
 from harness_ext.commands._judge_options import add_client_args, build_client
 
 HELP = "MT-Bench: judge answers with FastChat's prompts (single or pairwise-baseline) and show results"
@@ -85,7 +85,7 @@ def _show(args: argparse.Namespace) -> int:
             raise ConfigError(f"no judgments for models {', '.join(args.model_list)} in {args.judgment_file}.",
                               hint="check the model ids (run without --model-list to see all).")
     summary = summarize(records, baseline_model=args.baseline_model)
-    print(json.dumps(summary, indent=2) if args.json else render(summary))
+    print(to_json(summary, indent=2) if args.json else render(summary))
     return 0
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
+from harness_ext.artifacts import to_json
 from harness_ext.commands._judge_options import add_client_args, build_client
 
 HELP = "rewrite each selected answer with an LLM that first critiques it (introspection refinement)"
@@ -43,6 +43,6 @@ def run(args: argparse.Namespace) -> int:
     report = refine_dataset(args.data, args.out, client, judge_model, template=args.template,
                             batch_size=args.checkpoint_every, allow_failures=args.allow_failures)
     keys = ("examples", "refined", "kept", "kept_by_reason", "request_failures", "length_before", "length_after")
-    print(json.dumps({k: report[k] for k in keys}, indent=2))
+    print(to_json({k: report[k] for k in keys}, indent=2))
     print(f"wrote {args.out}/refined.jsonl")
     return 0

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
+from harness_ext.artifacts import to_json
 from harness_ext.commands._judge_options import add_client_args, build_client
 
 HELP = "score each example 1-5 with an LLM judge (AlpaGasus-style) for score-threshold selection"
@@ -43,6 +43,6 @@ def run(args: argparse.Namespace) -> int:
     report = score_dataset(args.data, args.out, client, judge_model, template=args.template,
                            batch_size=args.checkpoint_every, allow_failures=args.allow_failures)
     keys = ("examples", "scored", "parse_failures", "request_failures", "mean_score", "histogram")
-    print(json.dumps({k: report[k] for k in keys}, indent=2))
+    print(to_json({k: report[k] for k in keys}, indent=2))
     print(f"wrote {args.out}/scored.jsonl")
     return 0

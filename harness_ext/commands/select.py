@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from harness_ext.artifacts import to_json
 from harness_ext.errors import InputError
 
 HELP = "select training examples (longest-k, baselines) from an instruction dataset"
@@ -98,5 +98,5 @@ def run(args: argparse.Namespace) -> int:
     c = report["counts"]
     summary = {"selected": c["selected"], "pool": c["pool"], "dropped": c["dropped"],
                "cutoff": report["cutoff"], "unit": report["unit"], "out": str(args.out)}
-    print(json.dumps(summary))
+    print(to_json(summary))
     return 0

@@ -12,6 +12,7 @@ rate (scoring.length_controlled_win_rate) from the annotations file, offline.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -28,6 +29,8 @@ from harness_ext.artifacts import atomic_write_json, read_json, sha256_file, sta
 from harness_ext.errors import DependencyError, InputError, StageError, unknown
 from harness_ext.paths import cache_dir, judges_dir
 from harness_ext.scoring import bootstrap_ci, length_controlled_win_rate
+
+log = logging.getLogger(__name__)
 
 
 def alpaca_config_names() -> list[str]:
@@ -127,6 +130,18 @@ def alpaca_winrates(annotations: str | Path, *, n_boot: int = 2000, seed: int = 
 
 
 
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*")
+
+
+def _last_error(output: str) -> str:
+    """The exception line of a traceback in `output` (one line for the error message), else its last line."""
+    lines = [ln.strip() for ln in output.strip().splitlines() if ln.strip()]
+    for line in reversed(lines):
+        if _EXCEPTION_LINE.match(line):
+            return line[:500]
+    return lines[-1][:500] if lines else "no output"
+
+
 def run_alpaca_eval(model_outputs: str | Path, reference_outputs: str | Path, out: str | Path, *,
                     config: str = "harness_pairwise", judge_model: str | None = None,
                     base_url: str | None = None, api_key: str | None = None,
@@ -157,11 +172,13 @@ def run_alpaca_eval(model_outputs: str | Path, reference_outputs: str | Path, ou
            "--is_cache_leaderboard", "False"]
     proc = subprocess.run(cmd, cwd=out, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout)[-2000:]
+        tail = (proc.stderr or proc.stdout)[-4000:]
         if api_key:
             tail = tail.replace(api_key, "***")
-        raise StageError(f"alpaca_eval evaluate exited with {proc.returncode}: {tail.strip()}",
-                         hint="check the judge endpoint (base_url), model name and API key variable.")
+        log.debug("alpaca_eval evaluate output:\n%s", tail)
+        raise StageError(f"alpaca_eval evaluate exited with {proc.returncode}: {_last_error(tail)}",
+                         hint="check the judge endpoint (base_url), model name and API key variable "
+                         "(-v shows alpaca_eval's output).")
     annotations = sorted((out / "alpaca_eval").rglob("annotations.json"))
     if not annotations:
         raise StageError(f"alpaca_eval finished but wrote no annotations.json under {out / 'alpaca_eval'}.")

@@ -5,7 +5,12 @@ with A shown first and once with B first. A named rule (scoring.RULES: "paper", 
 the two judgments into win / tie / loss for A. An item whose judgments did not both parse (or
 whose request failed) is unscored: counted and reported, never guessed.
 
-Outputs in `out/` (written together, only when the run finishes):
+A request that still fails after the client's retries stops the run before anything is written
+(RequestsFailed), unless `allow_failures` asks to publish with it recorded as an error; a reply
+that arrives but does not parse is a parse failure, always published and counted.
+
+Outputs in `out/` (written together, only when the run finishes; rates and CIs over zero items
+are null):
     judgments.jsonl  one row per (item, order) with the judge's raw text and parsed scores
     items.jsonl      one row per item: outcome, both score pairs, answer lengths
     summary.json     win/tie/loss with bootstrap 95% CIs per dataset and overall, diagnostics
@@ -19,6 +24,7 @@ Judge answers live in the client's cache, so an interrupted run resumes by runni
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -36,12 +42,14 @@ from harness_ext.artifacts import (
     sha256_text,
     staged_dir,
 )
-from harness_ext.errors import ConfigError, InputError
+from harness_ext.errors import ConfigError, InputError, RequestsFailed
 from harness_ext.judging.outputs import ModelOutput, load_outputs, match_outputs
 from harness_ext.judging.parsers import VerdictParseError, parse_score_pair
 from harness_ext.paths import judges_dir
 from harness_ext.records import ChatClient, ChatRequest, Turn
-from harness_ext.scoring import RULES, length_buckets, win_tie_loss, word_count, word_stats
+from harness_ext.scoring import RULES, check_n_boot, length_buckets, win_tie_loss, word_count, word_stats
+
+log = logging.getLogger(__name__)
 
 TEMPLATE_KEYS = {"name", "system", "user", "max_tokens", "temperature"}
 _PLACEHOLDER = re.compile(r"\{(question|answer_1|answer_2|tag)\}")
@@ -132,8 +140,13 @@ def judge_pairwise(
     template: str | Path | PairwiseTemplate | None = None,
     n_boot: int = 2000,
     max_tokens: int | None = None,
+    allow_failures: bool = False,
 ) -> dict[str, Any]:
-    """Judge model A against model B on every shared instruction, both orders; write `out/`; return the summary."""
+    """Judge model A against model B on every shared instruction, both orders; write `out/`; return the summary.
+
+    Raises RequestsFailed, writing nothing, when a request failed after retries and not `allow_failures`.
+    """
+    check_n_boot(n_boot)
     aggregate = RULES.get(rule)
     tpl = template if isinstance(template, PairwiseTemplate) else load_template(template)
     a_all, b_all = load_outputs(a_path), load_outputs(b_path)
@@ -164,6 +177,14 @@ def judge_pairwise(
                       "scores_ba": [ba["score_a"], ba["score_b"]],
                       "words_a": word_count(a.output), "words_b": word_count(b.output)})
 
+    failed = [j for j in judgments if j["request_error"]]
+    if failed:
+        first = failed[0]
+        what = (f"{len(failed)} of {len(judgments)} judge requests got no answer after retries "
+                f"(first: item {first['id']!r}, order {first['order']}: {first['request_error']})")
+        if not allow_failures:
+            raise RequestsFailed(f"judge pairwise: {what}; nothing was published to {out}.")
+        log.warning("judge pairwise: %s; publishing them as unscored (allow_failures)", what)
     summary = summarize(items, judgments, rule=rule, seed=seed, n_boot=n_boot)
     summary["inputs"] = {
         "a": {"path": str(a_path), "sha256": sha256_file(a_path), "generator": a_all[0].generator},
@@ -255,6 +276,7 @@ def render_report(summary: dict[str, Any]) -> str:
               + " / ".join(_pct(d["preferred_position"][k]) + "%" for k in ("first", "second", "equal")), "",
               "| words A - B | n | win rate % |", "|---|---|---|"]
     for bucket in d["length_bias"]:
-        lo, hi = bucket["range_words"]
-        lines.append(f"| [{lo:g}, {hi:g}) | {bucket['n']} | {_pct(bucket['win_rate'])} |")
+        lo, hi = bucket["range_words"]  # null = unbounded
+        span = f"< {hi:g}" if lo is None else f">= {lo:g}" if hi is None else f"[{lo:g}, {hi:g})"
+        lines.append(f"| {span} | {bucket['n']} | {_pct(bucket['win_rate'])} |")
     return "\n".join(lines) + "\n"

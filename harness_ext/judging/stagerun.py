@@ -10,7 +10,6 @@ on the next run (the client's cache makes completed requests free even inside a 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import Counter
@@ -19,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness_ext.artifacts import AppendLog, iter_jsonl, read_jsonl, stable_hash
-from harness_ext.errors import StageError
+from harness_ext.artifacts import AppendLog, iter_jsonl, read_jsonl, stable_hash, to_json
+from harness_ext.errors import RequestsFailed, StageError
 from harness_ext.records import ChatClient, ChatRequest, ChatResult
 
 log = logging.getLogger(__name__)
@@ -57,15 +56,14 @@ class Outcome:
     new: int = 0
 
     def raise_if_failed(self, stage: str, progress: Path, allow_failures: bool) -> None:
-        """A StageError naming the failures unless the caller accepts publishing without them."""
+        """RequestsFailed naming the failures unless the caller accepts publishing without them."""
         if self.failed and not allow_failures:
             key, err = self.failed[0]
             total = len(self.failed) + len(self.records)
-            raise StageError(
+            raise RequestsFailed(
                 f"{stage}: {len(self.failed)} of {total} items got no judge answer after retries "
-                f"(first: {key}: {err}); the {len(self.records)} completed are saved in {progress}.",
-                hint="rerun the same command to retry only the failed ones, or pass --allow-failures "
-                "to publish with the failures recorded as errors.",
+                f"(first: {key}: {err}); the {len(self.records)} completed are saved in {progress}, "
+                "nothing was published."
             )
 
 
@@ -159,7 +157,7 @@ def run_jobs(
                     continue
                 record = job.build(list(mine))
                 entry = {"key": job.key, "request_sha256": job.hashes(), "record": record}
-                lines.append(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+                lines.append(to_json(entry) + "\n")
                 outcome.records[job.key] = record
                 outcome.new += 1
             out.write("".join(lines))

@@ -69,7 +69,7 @@ def _block(src: Source, name: str, block: Any, baseline: str, prov: Provenance, 
     if not isinstance(block, dict):
         raise InputError(f"test set {name!r} should be an object, got {block!r}.", path=src.path)
     if block.get("n") == 0:
-        return []  # a test set with no scored items has no rates (the judge writes NaN there)
+        return []  # a test set with no scored items has no rates (null in the summary)
     counts = block.get("counts") if isinstance(block.get("counts"), dict) else block
     raw = {}
     for outcome in OUTCOMES:

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from harness_ext.artifacts import to_json
 from harness_ext.paths import resources_dir
 from harness_ext.study.store import Store, a_shown_first
 
@@ -64,7 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _json(self, status: int, obj: Any) -> None:
-        self._send(status, json.dumps(obj).encode("utf-8"), "application/json; charset=utf-8")
+        self._send(status, to_json(obj).encode("utf-8"), "application/json; charset=utf-8")
 
     def _annotator(self, value: Any) -> str | None:
         if isinstance(value, str) and ANNOTATOR_RE.match(value):
