@@ -214,6 +214,9 @@ def test_ifs_default_classifier_missing_module_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(importlib, "import_module", fake_import)
     with pytest.raises(ConfigError, match="needs harness_ext.ifs"):
         load_classifier("default")
+    with pytest.raises(ConfigError, match="lora_target_modules='layers'.*does not fit.*linear layers: down_proj"):
+        train(tiny_config(tiny_model_dir, lora=True, lora_target_modules="layers"), data, tmp_path / "m")
+    assert not (tmp_path / "m").exists()
     with pytest.raises(ConfigError, match="ifs_classifier='roberta'"):
         load_classifier("roberta")
 
@@ -280,3 +283,29 @@ def test_resume_skips_a_checkpoint_cut_off_while_saving(tmp_path):
     assert last_complete_checkpoint(root) == str(good)
     assert not torn.exists() and not torn_state.exists()
     assert last_complete_checkpoint(tmp_path / "none") is None
+
+
+def test_bad_lora_targets_and_missing_ifs_file_fail_cleanly_before_writing(tmp_path, tiny_model_dir):
+    data = write_examples(tmp_path / "d.jsonl", n=4)
+    common = [f"base_model={tiny_model_dir}", "max_length=64", "effective_batch_size=2", "per_device_batch_size=2",
+              "max_steps=1"]
+    out = tmp_path / "lora"
+    r = run_cli("train", "--data", str(data), "--out", str(out), *common, "lora=true",
+                "lora_target_modules=q_projj,v_proj")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    err = r.stderr.strip().splitlines()[-1]
+    assert "lora_target_modules='q_projj,v_proj': no module of" in err and "is called 'q_projj'." in err
+    assert "linear layers: down_proj, gate_proj, k_proj, lm_head, o_proj, q_proj, up_proj, v_proj" in err
+    assert not out.exists()
+    out = tmp_path / "ifs"
+    missing = tmp_path / "nonexist.txt"
+    r = run_cli("train", "--data", str(data), "--out", str(out), *common, "ifs_every=1",
+                f"ifs_instructions={missing}")
+    assert r.returncode == 2 and f"{missing}: IFS instruction file not found" in r.stderr
+    assert "Loading weights" not in r.stderr and not out.exists()  # failed before the model was loaded
+    with pytest.raises(ConfigError, match="lora_target_modules='layers'.*does not fit.*linear layers: down_proj"):
+        train(tiny_config(tiny_model_dir, lora=True, lora_target_modules="layers"), data, tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+    with pytest.raises(ConfigError, match="ifs_classifier='roberta'"):
+        train(tiny_config(tiny_model_dir, ifs_every=1, ifs_classifier="roberta"), data, tmp_path / "r")
+    assert not (tmp_path / "r").exists()
