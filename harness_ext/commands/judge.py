@@ -23,11 +23,7 @@ def add_client_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--judge-model", help="model name sent to the endpoint (default: the --local-judge path)")
     g.add_argument("--base-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 "
                    "(default: $HARNESS_EXT_JUDGE_BASE_URL, $OPENAI_BASE_URL, else api.openai.com)")
-    g.add_argument("--api-key", default=None, help="API key (visible in process lists and shell history: "
-                   "prefer $HARNESS_EXT_JUDGE_API_KEY or --api-key-env); never logged or stored")
-    g.add_argument("--api-key-env", default=None, metavar="VAR",
-                   help="read the API key from this environment variable instead of "
-                   "$HARNESS_EXT_JUDGE_API_KEY / $OPENAI_API_KEY")
+    add_api_key_options(g)
     g.add_argument("--local-judge", metavar="PATH", help="judge with a local transformers checkpoint instead")
     g.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
     g.add_argument("--rpm", type=float, default=None, help="requests-per-minute limit")
@@ -37,6 +33,28 @@ def add_client_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", default=None, help="answer cache folder (default $HARNESS_EXT_CACHE/judge)")
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the answer cache")
     g.add_argument("--batch-size", type=int, default=8, help="local judge batch size (default 8)")
+
+
+def add_api_key_options(g: Any) -> None:
+    """--api-key and --api-key-env (the key is never logged or stored)."""
+    g.add_argument("--api-key", default=None, help="API key (visible in process lists and shell history: "
+                   "prefer $HARNESS_EXT_JUDGE_API_KEY or --api-key-env); never logged or stored")
+    g.add_argument("--api-key-env", default=None, metavar="VAR",
+                   help="read the API key from this environment variable instead of "
+                   "$HARNESS_EXT_JUDGE_API_KEY / $OPENAI_API_KEY")
+
+
+def api_key_from_args(args: argparse.Namespace) -> str | None:
+    """The key of --api-key-env VAR or --api-key; None lets the client read its default variables."""
+    from harness_ext.errors import ConfigError
+
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            raise ConfigError(f"--api-key-env {args.api_key_env}: that environment variable is empty or unset.",
+                              hint=f"export {args.api_key_env}=... first.")
+        return api_key
+    return args.api_key
 
 
 def client_from_args(args: argparse.Namespace) -> tuple[Any, str]:
@@ -57,12 +75,7 @@ def client_from_args(args: argparse.Namespace) -> tuple[Any, str]:
     if not args.judge_model:
         raise ConfigError("--judge-model is required with an API judge.",
                           hint="pass --judge-model NAME (as served by the endpoint), or --local-judge PATH.")
-    api_key = args.api_key
-    if args.api_key_env:
-        api_key = os.environ.get(args.api_key_env)
-        if not api_key:
-            raise ConfigError(f"--api-key-env {args.api_key_env}: that environment variable is empty or unset.",
-                              hint=f"export {args.api_key_env}=... first.")
+    api_key = api_key_from_args(args)
     from harness_ext.judging.client import make_client
 
     client = make_client(args.judge_model, base_url=args.base_url, api_key=api_key, cache_dir=args.cache_dir,
