@@ -214,9 +214,6 @@ def test_ifs_default_classifier_missing_module_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(importlib, "import_module", fake_import)
     with pytest.raises(ConfigError, match="needs harness_ext.ifs"):
         load_classifier("default")
-    with pytest.raises(ConfigError, match="lora_target_modules='layers'.*does not fit.*linear layers: down_proj"):
-        train(tiny_config(tiny_model_dir, lora=True, lora_target_modules="layers"), data, tmp_path / "m")
-    assert not (tmp_path / "m").exists()
     with pytest.raises(ConfigError, match="ifs_classifier='roberta'"):
         load_classifier("roberta")
 
@@ -303,6 +300,9 @@ def test_bad_lora_targets_and_missing_ifs_file_fail_cleanly_before_writing(tmp_p
                 f"ifs_instructions={missing}")
     assert r.returncode == 2 and f"{missing}: IFS instruction file not found" in r.stderr
     assert "Loading weights" not in r.stderr and not out.exists()  # failed before the model was loaded
+    with pytest.raises(ConfigError, match="lora_target_modules='layers'.*does not fit.*linear layers: down_proj"):
+        train(tiny_config(tiny_model_dir, lora=True, lora_target_modules="layers"), data, tmp_path / "m")
+    assert not (tmp_path / "m").exists()
     with pytest.raises(ConfigError, match="lora_target_modules='layers'.*does not fit.*linear layers: down_proj"):
         train(tiny_config(tiny_model_dir, lora=True, lora_target_modules="layers"), data, tmp_path / "m")
     assert not (tmp_path / "m").exists()
