@@ -17,6 +17,30 @@ SUBCOMMANDS: dict[str, str] = {
     "alpaca-winrate": "harness_ext.commands.judge_alpaca_winrate",
 }
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0 (not nan)."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def add_client_options(p: argparse.ArgumentParser) -> None:
     """The judge-endpoint options shared by every judge command."""
     g = p.add_argument_group("judge endpoint")
@@ -25,14 +49,14 @@ def add_client_options(p: argparse.ArgumentParser) -> None:
                    "(default: $HARNESS_EXT_JUDGE_BASE_URL, $OPENAI_BASE_URL, else api.openai.com)")
     add_api_key_options(g)
     g.add_argument("--local-judge", metavar="PATH", help="judge with a local transformers checkpoint instead")
-    g.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
-    g.add_argument("--rpm", type=float, default=None, help="requests-per-minute limit")
-    g.add_argument("--tpm", type=float, default=None, help="tokens-per-minute limit (estimated tokens)")
-    g.add_argument("--timeout", type=float, default=120.0, help="seconds per request before retrying (default 120)")
-    g.add_argument("--max-retries", type=int, default=8, help="retries per request on 429/5xx/timeouts (default 8)")
+    g.add_argument("--concurrency", type=positive_int, default=32, help="requests in flight (default 32)")
+    g.add_argument("--rpm", type=positive_float, default=None, help="requests-per-minute limit")
+    g.add_argument("--tpm", type=positive_float, default=None, help="tokens-per-minute limit (estimated tokens)")
+    g.add_argument("--timeout", type=positive_float, default=120.0, help="seconds per request before retrying (default 120)")
+    g.add_argument("--max-retries", type=non_negative_int, default=8, help="retries per request on 429/5xx/timeouts (default 8)")
     g.add_argument("--cache-dir", default=None, help="answer cache folder (default $HARNESS_EXT_CACHE/judge)")
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the answer cache")
-    g.add_argument("--batch-size", type=int, default=8, help="local judge batch size (default 8)")
+    g.add_argument("--batch-size", type=positive_int, default=8, help="local judge batch size (default 8)")
 
 
 def add_api_key_options(g: Any) -> None:
