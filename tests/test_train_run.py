@@ -309,3 +309,22 @@ def test_bad_lora_targets_and_missing_ifs_file_fail_cleanly_before_writing(tmp_p
     with pytest.raises(ConfigError, match="ifs_classifier='roberta'"):
         train(tiny_config(tiny_model_dir, ifs_every=1, ifs_classifier="roberta"), data, tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_train_plot_checks_the_image_extension_first(tmp_path):
+    log = tmp_path / "run" / "train_log.jsonl"
+    log.parent.mkdir()
+    log.write_text("".join(json.dumps({"type": "train", "step": i, "epoch": i / 4, "loss": 2.0 / i}) + "\n"
+                           for i in range(1, 5)))
+    bad = tmp_path / "x.jpgg"
+    res = run_cli("train-plot", str(log.parent), "--out", str(bad))
+    assert res.returncode == 2 and not bad.exists()
+    assert res.stderr.strip().splitlines() == [
+        f"harness-ext train-plot: error: --out {bad}: '.jpgg' is not an image format matplotlib writes. "
+        "Did you mean 'jpg'? Fix: end --out in .png, .pdf or .svg (also: " + res.stderr.split("(also: ")[1].strip()]
+    # the extension is checked before the runs are read
+    res = run_cli("train-plot", str(tmp_path / "missing"), "--out", str(tmp_path / "y.pngg"))
+    assert res.returncode == 2 and "'.pngg' is not an image format" in res.stderr
+    svg = tmp_path / "loss.svg"
+    assert run_cli("train-plot", str(log.parent), "--out", str(svg)).returncode == 0
+    assert svg.read_text().lstrip().startswith("<?xml")
