@@ -342,15 +342,20 @@ def check_format(fmt: str) -> str:
     return {"fastchat": "sharegpt", "openhermes": "sharegpt"}.get(fmt, fmt)
 
 
+#: What `select --strict` says about an unusable row.
+STRICT_HINT = "fix the row, or drop --strict to skip such rows (they are counted in report.json)."
+
+
 class RowConverter:
     """Turns parsed rows into Examples, fixing the auto-detected format on the first usable row."""
 
     def __init__(self, where: str, fmt: str = "auto", source_field: str | None = None,
-                 strict: bool = False) -> None:
+                 strict: bool = False, strict_hint: str | None = None) -> None:
         self.where = where
         self.fmt = check_format(fmt)
         self.source_field = source_field
         self.strict = strict
+        self.strict_hint = strict_hint or STRICT_HINT
         self.drops: Counter[str] = Counter()
         self.rows_read = 0
 
@@ -362,22 +367,22 @@ class RowConverter:
             return row_to_example(value, row, self.fmt, self.source_field)
         except Drop as d:
             if self.strict:
-                raise InputError(
-                    f"row {row}: {d.detail}.", path=self.where, line=line,
-                    hint="fix the row, or drop --strict to skip such rows (they are counted in report.json).",
-                ) from None
+                raise InputError(f"row {row}: {d.detail}.", path=self.where, line=line,
+                                 hint=self.strict_hint) from None
             self.drops[d.reason] += 1
             return None
 
 
 def load_examples(data: str | Path, *, fmt: str = "auto", source_field: str | None = None,
-                  strict: bool = False, drops: Counter[str] | None = None) -> list[Example]:
+                  strict: bool = False, drops: Counter[str] | None = None,
+                  strict_hint: str | None = None) -> list[Example]:
     """Load every usable row of `data` (a file path or `hf:NAME[:SPLIT]`) as Examples, in row order.
 
     Dropped rows are counted into `drops` (reason -> count) when given; under `strict` the first
-    unusable row raises an InputError naming file and line.
+    unusable row raises an InputError naming file and line, with `strict_hint` as its fix
+    (default: select's "drop --strict").
     """
-    conv = RowConverter(str(data), fmt, source_field, strict)
+    conv = RowConverter(str(data), fmt, source_field, strict, strict_hint)
     out = [ex for row, line, value in iter_raw_rows(data)
            if (ex := conv.convert(value, row, line)) is not None]
     if drops is not None:

@@ -90,7 +90,10 @@ def generate_suite(
     prompt longer than the context window allows: "truncate" cuts it from the left, "skip" leaves
     it out; both are counted in the meta file. `backend_obj` reuses an already built backend.
     """
+    from harness_ext.backends.hf import validate_params
+
     params = params or SamplingParams()
+    validate_params(params)  # before anything is loaded or written
     out = Path(out)
     if overflow not in OVERFLOW_POLICIES:
         raise ConfigError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got '{overflow}'.")

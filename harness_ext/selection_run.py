@@ -14,7 +14,7 @@ from typing import Any
 
 from harness_ext.artifacts import atomic_write_json, provenance, sha256_file, staged_dir
 from harness_ext.data import check_format
-from harness_ext.errors import ConfigError
+from harness_ext.errors import ConfigError, did_you_mean
 from harness_ext.exports import write_examples
 from harness_ext.selection import STRATEGIES, TIE_RULE, Options, Picked, need_k
 from harness_ext.selection_report import build_report, plot_lengths
@@ -74,6 +74,10 @@ def select_to_dir(
         STRATEGIES.get(opts.mix_strategy)
     if k is None and strategy != "dedup":
         k = 1000
+    if k is not None and k < 1 and strategy != "dedup":
+        raise ConfigError(f"--k must be at least 1 (got {k}).", hint="e.g. --k 1000")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be at least 1 (got {workers}).", hint="e.g. --workers 2, or leave it out")
     make_unit(unit)  # fail fast on a bad unit before reading any data
 
     common = dict(unit=unit, count_on=count_on, fmt=fmt, source_field=source_field, strict=strict,
@@ -81,11 +85,15 @@ def select_to_dir(
     scan_res: ScanResult
     if strategy in STREAMING:
         scan_res = scan(data, mode=strategy, k=k, prune=not exact_stats, **common)
+        if source_field and scan_res.pool == 0 and scan_res.drops.get(f"missing_field:{source_field}"):
+            raise _no_source_field(data, source_field)
         n = need_k(strategy, k, scan_res.pool, opts.allow_fewer)
         ranked = scan_res.kept[:n]
         picked = Picked(sorted(ranked, key=lambda p: p[0].row), cutoff=ranked[-1][1] if ranked else None)
     else:
         scan_res = scan(data, mode="all", **common)
+        if source_field and scan_res.pool == 0 and scan_res.drops.get(f"missing_field:{source_field}"):
+            raise _no_source_field(data, source_field)
         if strategy == "mixture":
             a = scan(str(mix), mode="all", **{**common, "fmt": mix_format, "dedup": False})
             opts.mix_pool = a.kept
@@ -116,6 +124,22 @@ def select_to_dir(
                      pruned=scan_res.pruned, title=f"{Path(str(data)).name}: {strategy} k={k}")
         atomic_write_json(tmp / "report.json", report)
     return report
+
+
+def _no_source_field(data: str | Path, source_field: str) -> ConfigError:
+    """Every usable row lacked --source-field: name it and the fields the rows do have."""
+    from harness_ext.data import iter_raw_rows
+
+    seen: set[str] = set()
+    for i, (_row, _line, value) in enumerate(iter_raw_rows(data)):
+        if isinstance(value, dict):
+            seen.update(map(str, value))
+        if i >= 999:
+            break
+    return ConfigError(
+        f"{data}: no row has the source field '{source_field}'.{did_you_mean(source_field, seen)}",
+        hint=f"pass --source-field with one of the fields the rows have: {', '.join(sorted(seen)) or '(none)'}.",
+    )
 
 
 def _sha(data: str | Path) -> str | None:

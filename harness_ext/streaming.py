@@ -181,6 +181,8 @@ def scan(data: str | Path, *, unit: str, count_on: str = "response", mode: str =
 
     `kept` is in rank order for longest/shortest (best first) and in row order for "all".
     """
+    if k is not None and k < 1 and mode != "all":
+        raise ConfigError(f"k must be at least 1 (got {k}).", hint="e.g. --k 1000")
     where = str(data)
     is_hf = isinstance(data, str) and data.startswith("hf:")
     if not is_hf:

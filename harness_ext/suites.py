@@ -324,9 +324,16 @@ def load_suite(suite: str, data: str | Path | None = None) -> Suite:
     """Load a registered suite by name, or a custom prompts file given as `suite`."""
     data_s = str(data) if data is not None else None
     if suite in SUITES:
-        return SUITES.get(suite)(data_s)
-    if Path(suite).expanduser().is_file():
-        return load_prompts(suite)
-    if any(sep in suite for sep in ("/", "\\", ".json")):
+        loaded = SUITES.get(suite)(data_s)
+    elif Path(suite).expanduser().is_file():
+        loaded = load_prompts(suite)
+    elif any(sep in suite for sep in ("/", "\\", ".json")):
         raise InputError("prompts file not found.", path=suite, hint="check the --suite path.")
-    raise unknown("suite", suite, SUITES.names())
+    else:
+        raise unknown("suite", suite, SUITES.names())
+    if not loaded.items:
+        src = loaded.sources[0] if len(loaded.sources) == 1 else None
+        empty = src is not None and Path(src).expanduser().is_file() and Path(src).expanduser().stat().st_size == 0
+        raise InputError("file is empty." if empty else f"suite '{loaded.name}' has no prompts.", path=src,
+                         hint="point --suite (or --data) at a file with at least one prompt.")
+    return loaded

@@ -157,3 +157,37 @@ def test_prompts_beyond_the_context_window_cap_the_answer(tiny_model_dir):
     small = get_backend("hf", str(tiny_model_dir), context_length=40)
     out = small.generate(convs(PROMPTS[:1]), SamplingParams(max_new_tokens=100, temperature=1.0))
     assert out[0].prompt_tokens + out[0].completion_tokens <= 40
+
+
+def test_bad_device_dtype_and_unloadable_models_are_clear_errors(tiny_model_dir, tmp_path):
+    import shutil
+
+    import torch
+
+    from harness_ext.errors import InputError
+
+    with pytest.raises(ConfigError, match=r"Unknown dtype 'floatt16'. Did you mean 'float16'\?.*bfloat16, float16"):
+        get_backend("hf", str(tiny_model_dir), dtype="floatt16")
+    with pytest.raises(ConfigError, match=r"device 'gpu' is not a device .*Did you mean 'cuda'\?.*cuda:N"):
+        get_backend("hf", str(tiny_model_dir), device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match=r"device 'cuda' asked for, but .*Fix: use --device cpu"):
+            get_backend("hf", str(tiny_model_dir), device="cuda")
+    else:
+        n = torch.cuda.device_count()
+        with pytest.raises(ConfigError, match=f"has {n} CUDA device"):
+            get_backend("hf", str(tiny_model_dir), device=f"cuda:{n}")
+    # a bare name that is no folder is tried as a hub id: offline (as the tests run) it cannot load
+    with pytest.raises(InputError, match="'no-such-model' is not a local model directory and could not be "
+                       "loaded from the hub: .*Fix: check the --model path"):
+        get_backend("hf", "no-such-model")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match=r"empty: is not a model folder \(no config.json in it\)"):
+        get_backend("hf", str(empty))
+    no_weights = tmp_path / "no-weights"
+    no_weights.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny_model_dir / name, no_weights / name)
+    with pytest.raises(InputError, match=r"no-weights: could not load a model from this folder: .*model.safetensors"):
+        get_backend("hf", str(no_weights))

@@ -310,3 +310,58 @@ def test_mt_bench_with_the_tiny_model(tiny_model_dir, mt_file, tmp_path):
     assert sorted(answers) == [81, 111, 131, 150] and all(len(t) == 2 for t in answers.values())
     meta = read_json(tmp_path / "mt" / "generation_meta.json")
     assert meta["answered_turns"] == 8 and meta["category_temperatures"]["writing"] == 0.7
+
+
+def test_cli_checks_options_and_prompts_before_loading_the_model(tiny_model_dir, tmp_path):
+    prompts = write_jsonl(tmp_path / "p.jsonl", [{"instruction": "Write a poem"}])
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    no_rows = tmp_path / "none.json"
+    no_rows.write_text("[]")
+    out = tmp_path / "g"
+    cases = [
+        (["--suite", str(prompts), "--temperature", "-1"], "temperature must be >= 0, got -1.0. Fix: pass --temperature"),
+        (["--suite", str(prompts), "--top-p", "1.5"], "top_p must be in (0, 1], got 1.5."),
+        (["--suite", str(prompts), "--min-new-tokens", "9", "--max-new-tokens", "4"], "min_new_tokens must be between"),
+        (["--suite", str(prompts), "--dtype", "floatt16"], "Unknown dtype 'floatt16'. Did you mean 'float16'?"),
+        (["--suite", str(prompts), "--dtype", "floatt16", "--backend", "vllm"], "Unknown dtype 'floatt16'."),
+        (["--suite", str(prompts), "--device", "gpu"], "device 'gpu' is not a device the hf backend can use."),
+        (["--suite", str(empty)], f"{empty}: file is empty. Fix: point --suite"),
+        (["--suite", str(no_rows)], f"{no_rows}: suite 'custom' has no prompts."),
+    ]
+    for extra, needle in cases:
+        res = run_cli("generate", "--model", str(tiny_model_dir), "--out", str(out), "--no-progress", *extra)
+        assert res.returncode == 2, (extra, res.stderr)
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0], (extra, res.stderr)
+        assert not out.exists()
+    res = run_cli("generate", "--model", "no-such-model", "--suite", str(prompts), "--out", str(out))
+    assert res.returncode == 2 and not out.exists()
+    assert res.stderr.strip().splitlines() == [res.stderr.strip().splitlines()[0]]
+    assert "'no-such-model' is not a local model directory and could not be loaded from the hub" in res.stderr
+
+
+def test_cli_openai_backend_takes_api_key_flags(tmp_path):
+    from tests.openai_server import LoopbackServer, last_user_text
+
+    prompts = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "instruction": "Say hi"}])
+    key = "sk-flag-secret-456"
+    env = {k: v for k, v in cli_env().items() if k not in ("OPENAI_API_KEY", "HARNESS_EXT_JUDGE_API_KEY")}
+    common = ["generate", "--model", "served", "--backend", "openai", "--suite", str(prompts), "--no-progress"]
+    with LoopbackServer(reply=lambda body: "hi from " + last_user_text(body), api_key=key) as srv:
+        by_flag = run_cli(*common, "--base-url", srv.base_url, "--api-key", key, "--out", str(tmp_path / "a"), env=env)
+        by_env = run_cli(*common, "--base-url", srv.base_url, "--api-key-env", "MY_KEY", "--out", str(tmp_path / "b"),
+                         env={**env, "MY_KEY": key, "HARNESS_EXT_CACHE": str(tmp_path / "cache-b")})
+        unset = run_cli(*common, "--base-url", srv.base_url, "--api-key-env", "MY_KEY", "--out", str(tmp_path / "c"),
+                        env=env)
+    for res in (by_flag, by_env):
+        assert res.returncode == 0, res.stderr
+    assert read_jsonl(tmp_path / "a" / "outputs.jsonl")[0]["output"] == "hi from Say hi"
+    assert read_jsonl(tmp_path / "b" / "outputs.jsonl")[0]["output"] == "hi from Say hi"
+    assert unset.returncode == 2 and "--api-key-env MY_KEY: that environment variable is empty" in unset.stderr
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            assert key not in f.read_text(encoding="utf-8", errors="replace"), f
+    no_key = run_cli(*common, "--out", str(tmp_path / "d"), env=env)
+    assert no_key.returncode == 2 and "pass --api-key" in no_key.stderr and not (tmp_path / "d").exists()
+    assert "--api-key" in run_cli("generate", "--help").stdout

@@ -106,6 +106,31 @@ def test_bad_rows_name_file_and_line(tmp_path, rows, match):
         score_dataset(path, tmp_path / "out", ScriptedClient(score_judge), "judge-x")
 
 
+def test_cli_bad_rows_and_client_options_give_the_right_fix(tmp_path):
+    rows = [{"instruction": "i", "output": "r"}, {"instruction": "j", "output": 5}]
+    path = write_jsonl(tmp_path / "wrongtype.jsonl", rows)
+    base = ["--judge-model", "j", "--base-url", "http://127.0.0.1:9/v1"]
+    for cmd in ("score", "refine"):
+        res = run_cli(cmd, "--data", str(path), "--out", str(tmp_path / "o"), *base)
+        assert res.returncode == 2 and not (tmp_path / "o").exists()
+        assert res.stderr.strip().splitlines() == [
+            f"harness-ext {cmd}: error: {path}:2: row 1: field 'output' is a int ('5'), expected a string. "
+            "Fix: fix or delete that row (score and refine skip no row; `harness-ext select` drops such rows "
+            "and counts them)."]
+    good = write_jsonl(tmp_path / "good.jsonl", rows[:1])
+    for opt, value, msg in (("--timeout", "-1", "must be > 0, got -1"), ("--timeout", "0", "must be > 0, got 0"),
+                            ("--concurrency", "0", "must be >= 1, got 0"), ("--max-retries", "-1", "must be >= 0"),
+                            ("--rpm", "0", "must be > 0"), ("--checkpoint-every", "0", "must be >= 1")):
+        res = run_cli("score", "--data", str(good), "--out", str(tmp_path / "o"), *base, opt, value)
+        assert res.returncode == 2 and f"argument {opt}: {msg}" in res.stderr, (opt, res.stderr)
+        assert "Traceback" not in res.stderr and not (tmp_path / "o").exists()
+    res = run_cli("mt-bench", "judge", "--question-file", "q.jsonl", "--answer-dir", "a", "--judge-prompts", "p",
+                  "--out", str(tmp_path / "o"), *base, "--timeout", "-1")
+    assert res.returncode == 2 and "argument --timeout: must be > 0" in res.stderr
+    res = run_cli("judge", "pairwise", "--help")
+    assert res.returncode == 0 and "--timeout" in res.stdout
+
+
 def test_template_folder_is_validated(tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()

@@ -136,6 +136,16 @@ def test_missing_key_for_openai_is_a_config_error(monkeypatch, tmp_path):
     assert "sk-from-env" not in repr(make_client("gpt-4o", cache_dir=tmp_path))
 
 
+@pytest.mark.parametrize("kw,match", [
+    ({"timeout": -1}, "timeout must be > 0 seconds, got -1"), ({"timeout": 0}, "timeout must be > 0"),
+    ({"concurrency": 0}, "concurrency must be >= 1"), ({"max_retries": -1}, "max_retries must be >= 0"),
+    ({"requests_per_minute": 0}, "requests_per_minute must be > 0"), ({"tokens_per_minute": -5}, "tokens_per_minute"),
+])
+def test_out_of_range_client_settings_are_config_errors(tmp_path, kw, match):
+    with pytest.raises(ConfigError, match=match):
+        make_client("m", base_url="http://127.0.0.1:9/v1", api_key="k", cache_dir=tmp_path, **kw)
+
+
 def test_torn_cache_tail_is_skipped_and_isolated(tmp_path):
     with LoopbackServer() as srv:
         _client(srv, tmp_path / "c").complete_many(_requests(3))

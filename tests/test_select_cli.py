@@ -74,6 +74,13 @@ def test_errors_are_one_clean_line_and_leave_no_output(tmp_path):
         (["--strategy", "longst", "--unit", "words"], "Did you mean 'longest'"),
         (["--unit", "nltk-word"], "Did you mean 'nltk-words'"),
         (["--k", "10", "--unit", "words"], "larger than the pool of 4"),
+        (["--k", "-5", "--unit", "words"], "--k must be at least 1 (got -5)"),
+        (["--k", "0", "--strategy", "random", "--unit", "words"], "--k must be at least 1 (got 0)"),
+        (["--k", "2", "--workers", "0", "--unit", "words"], "--workers must be at least 1"),
+        (["--k", "2", "--strategy", "stratified-longest", "--source-field", "srcc", "--unit", "words"],
+         "no row has the source field 'srcc'. Did you mean 'source'? Fix: pass --source-field with one of the "
+         "fields the rows have: input, instruction, output, source."),
+        (["--k", "2", "--source-field", "srcc", "--unit", "words"], "no row has the source field 'srcc'"),
     ]
     for extra, needle in cases:
         r = run_cli("select", "--data", str(data), "--out", str(out), *extra)

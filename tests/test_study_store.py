@@ -75,6 +75,45 @@ def test_pairs_file_errors_and_changed_pairs(tmp_path):
         open_study(tmp_path / "missing.sqlite")
 
 
+def test_bad_db_and_pairs_paths_are_clear_errors_and_create_nothing(tmp_path):
+    import sqlite3
+
+    pairs = write_pairs(tmp_path / "pairs.jsonl")
+    tiny_json = tmp_path / "tiny.json"  # shorter than a page: SQLite would take it for an empty database
+    tiny_json.write_text('[{"a": 1}]')
+    big_json = tmp_path / "big.json"
+    big_json.write_text(json.dumps([{"a": "x" * 100}] * 50))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    empty = tmp_path / "empty.sqlite"
+    empty.write_bytes(b"")
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as con:
+        con.execute("CREATE TABLE t (x)")
+    con.close()
+    cases = [
+        (["export", "--db", str(tiny_json), "-o", str(tmp_path / "v.jsonl")], f"{tiny_json}: is not a SQLite database"),
+        (["export", "--db", str(big_json), "-o", str(tmp_path / "v.jsonl")], f"{big_json}: is not a SQLite database"),
+        (["results", "--db", str(folder)], f"{folder}: is a folder, expected the study's SQLite file."),
+        (["export", "--db", str(empty), "-o", str(tmp_path / "v.jsonl")], f"{empty}: is not a study database (its tables: none)"),
+        (["results", "--db", str(other)], f"{other}: is not a study database (its tables: t)"),
+        (["serve", "--pairs", str(pairs), "--db", str(tiny_json)], f"{tiny_json}: is not a SQLite database"),
+        (["serve", "--pairs", str(pairs), "--db", str(other)], f"{other}: is not a study database"),
+        (["serve", "--pairs", str(tmp_path / "nope.jsonl"), "--db", str(tmp_path / "new.sqlite")], "nope.jsonl: file not found"),
+        (["serve", "--pairs", str(tiny_json), "--db", str(tmp_path / "new.sqlite")], "tiny.json:1: expected an object"),
+    ]
+    for args, needle in cases:
+        proc = run_cli("study", *args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0] and "Fix:" in lines[0], (args, proc.stderr)
+    assert tiny_json.read_text() == '[{"a": 1}]' and empty.read_bytes() == b""
+    assert not (tmp_path / "v.jsonl").exists() and not list(tmp_path.glob("new.sqlite*"))
+    with sqlite3.connect(other) as con:
+        assert [r[0] for r in con.execute("SELECT name FROM sqlite_master")] == ["t"]
+    con.close()
+
+
 def test_results_win_rates_cis_and_judge_agreement(tmp_path):
     rows = []
     for i in range(20):

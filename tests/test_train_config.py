@@ -82,6 +82,23 @@ def test_cli_config_file_preset_and_overrides(tmp_path):
     assert res.returncode == 2 and "run.yaml:" in res.stderr and "malformed YAML" in res.stderr
 
 
+def test_cli_overrides_may_stand_anywhere_among_the_options(tmp_path):
+    import yaml
+
+    res = run_cli("train", "seed=5", "--preset", "smollm2-135m-cpu", "--data", "d.jsonl", "max_length=64",
+                  "--out", "t1", "max_steps=1", "--print-config")
+    assert res.returncode == 0, res.stderr
+    printed = yaml.safe_load(res.stdout)
+    assert (printed["seed"], printed["max_length"], printed["max_steps"]) == (5, 64, 1)
+    res = run_cli("train", "--preset", "smollm2-135m-cpu", "--data", "d.jsonl", "k=v", "--out", "t1", "max_step=1")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [
+        "harness-ext train: error: command line: unknown train option 'k'. "
+        "Fix: run `harness-ext train --help` for the list of options."]
+    res = run_cli("train", "--preset", "smollm2-135m-cpu", "--out", "t1", "max_step=1", "--print-config")
+    assert res.returncode == 2 and "unknown train option 'max_step'. Did you mean 'max_steps'?" in res.stderr
+
+
 def test_cli_help_lists_presets_and_options():
     res = run_cli("train", "--help")
     assert res.returncode == 0

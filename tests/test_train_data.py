@@ -123,3 +123,28 @@ def test_bad_conversation_names_file_and_line(tmp_path, tokenizer):
         {"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}]}) + "\n")
     with pytest.raises(InputError, match=r"c.jsonl:2: conversation turns must alternate"):
         tokenize_examples(data, tokenizer, get_format("vicuna", tokenizer), max_length=512, overlength="drop")
+
+
+def test_non_string_fields_are_dropped_and_counted(tmp_path, tokenizer, caplog):
+    data = tmp_path / "types.jsonl"
+    rows = [
+        {"instruction": "Sum", "output": "3"},
+        {"instruction": "Sum", "output": 5},  # line 2: int output
+        {"instruction": ["a"], "output": "x"},
+        {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": None}]},
+        {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": 7}]},
+        {"instruction": "Sum", "input": 2, "response": "4"},
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fmt = get_format("alpaca", tokenizer)
+    with caplog.at_level("WARNING", logger="harness_ext.train.data"):
+        out = tokenize_examples(data, tokenizer, fmt, max_length=512, overlength="drop")
+    assert out.report()["rows_read"] == 6 and len(out.rows) == 1
+    assert out.report()["dropped"] == {"no_response": 1, "non_string_field:conversations.value": 1,
+                                       "non_string_field:input": 1, "non_string_field:instruction": 1,
+                                       "non_string_field:output": 1}
+    assert f"{data}:2: field 'output' is a int ('5'), expected a string" in caplog.text
+    only_bad = tmp_path / "bad.json"
+    only_bad.write_text(json.dumps([{"instruction": "Sum", "output": 5}]))
+    with pytest.raises(InputError, match=r"no usable training examples \(1 rows read; dropped_non_string_field:output=1"):
+        tokenize_examples(only_bad, tokenizer, fmt, max_length=512, overlength="drop")

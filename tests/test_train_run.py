@@ -280,3 +280,51 @@ def test_resume_skips_a_checkpoint_cut_off_while_saving(tmp_path):
     assert last_complete_checkpoint(root) == str(good)
     assert not torn.exists() and not torn_state.exists()
     assert last_complete_checkpoint(tmp_path / "none") is None
+
+
+def test_bad_lora_targets_and_missing_ifs_file_fail_cleanly_before_writing(tmp_path, tiny_model_dir):
+    data = write_examples(tmp_path / "d.jsonl", n=4)
+    common = [f"base_model={tiny_model_dir}", "max_length=64", "effective_batch_size=2", "per_device_batch_size=2",
+              "max_steps=1"]
+    out = tmp_path / "lora"
+    r = run_cli("train", "--data", str(data), "--out", str(out), *common, "lora=true",
+                "lora_target_modules=q_projj,v_proj")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    err = r.stderr.strip().splitlines()[-1]
+    assert "lora_target_modules='q_projj,v_proj': no module of" in err and "is called 'q_projj'." in err
+    assert "linear layers: down_proj, gate_proj, k_proj, lm_head, o_proj, q_proj, up_proj, v_proj" in err
+    assert not out.exists()
+    out = tmp_path / "ifs"
+    missing = tmp_path / "nonexist.txt"
+    r = run_cli("train", "--data", str(data), "--out", str(out), *common, "ifs_every=1",
+                f"ifs_instructions={missing}")
+    assert r.returncode == 2 and f"{missing}: IFS instruction file not found" in r.stderr
+    assert "Loading weights" not in r.stderr and not out.exists()  # failed before the model was loaded
+    with pytest.raises(ConfigError, match="lora_target_modules='layers'.*does not fit.*linear layers: down_proj"):
+        train(tiny_config(tiny_model_dir, lora=True, lora_target_modules="layers"), data, tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+    with pytest.raises(ConfigError, match="lora_target_modules='layers'.*does not fit.*linear layers: down_proj"):
+        train(tiny_config(tiny_model_dir, lora=True, lora_target_modules="layers"), data, tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+    with pytest.raises(ConfigError, match="ifs_classifier='roberta'"):
+        train(tiny_config(tiny_model_dir, ifs_every=1, ifs_classifier="roberta"), data, tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_train_plot_checks_the_image_extension_first(tmp_path):
+    log = tmp_path / "run" / "train_log.jsonl"
+    log.parent.mkdir()
+    log.write_text("".join(json.dumps({"type": "train", "step": i, "epoch": i / 4, "loss": 2.0 / i}) + "\n"
+                           for i in range(1, 5)))
+    bad = tmp_path / "x.jpgg"
+    res = run_cli("train-plot", str(log.parent), "--out", str(bad))
+    assert res.returncode == 2 and not bad.exists()
+    assert res.stderr.strip().splitlines() == [
+        f"harness-ext train-plot: error: --out {bad}: '.jpgg' is not an image format matplotlib writes. "
+        "Did you mean 'jpg'? Fix: end --out in .png, .pdf or .svg (also: " + res.stderr.split("(also: ")[1].strip()]
+    # the extension is checked before the runs are read
+    res = run_cli("train-plot", str(tmp_path / "missing"), "--out", str(tmp_path / "y.pngg"))
+    assert res.returncode == 2 and "'.pngg' is not an image format" in res.stderr
+    svg = tmp_path / "loss.svg"
+    assert run_cli("train-plot", str(log.parent), "--out", str(svg)).returncode == 0
+    assert svg.read_text().lstrip().startswith("<?xml")

@@ -9,6 +9,7 @@ postpones them as well; longer stop strings end a row through a stopping criteri
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,26 +20,85 @@ from harness_ext.backends.prompting import (
     resolve_prompt_format,
     split_model_path,
 )
-from harness_ext.errors import ConfigError
+from harness_ext.errors import ConfigError, InputError, did_you_mean, unknown
 from harness_ext.records import Completion, SamplingParams, Turn
 
 log = logging.getLogger(__name__)
+
+#: --dtype values (torch dtype names; "auto": bfloat16 on a GPU, float32 on the CPU).
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+_DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_dtype(dtype: str | None) -> None:
+    """Reject a dtype name that is not in DTYPES (with a did-you-mean)."""
+    if dtype is not None and dtype not in DTYPES:
+        raise unknown("dtype", dtype, DTYPES)
+
+
+def resolve_device(device: str | None) -> str:
+    """The device to run on: `device` checked against what this machine has, else cuda when
+    available, else cpu. A name torch does not know or a device that is absent is a ConfigError."""
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        kind = None
+    if kind not in _DEVICE_TYPES:
+        close = " Did you mean 'cuda'?" if device.lower().startswith("gpu") else did_you_mean(device, _DEVICE_TYPES)
+        raise ConfigError(f"device '{device}' is not a device the hf backend can use.{close}",
+                          hint="use --device cpu, cuda, cuda:N or mps (or leave it out: cuda when available, else cpu).")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch was built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ConfigError(f"device '{device}' asked for, but {why}.",
+                              hint="use --device cpu, or leave --device out to use a GPU only when there is one.")
+        index, count = torch.device(device).index, torch.cuda.device_count()
+        if index is not None and index >= count:
+            raise ConfigError(f"device '{device}' asked for, but this machine has {count} CUDA device(s).",
+                              hint=f"use cuda:0 .. cuda:{count - 1}, or set CUDA_VISIBLE_DEVICES.")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device '{device}' asked for, but MPS (Apple GPU) is not available here.",
+                          hint="use --device cpu.")
+    return device
+
+
+def load_error(model_dir: str, exc: Exception) -> InputError:
+    """One line for a model or tokenizer that transformers could not load from `model_dir`."""
+    from pathlib import Path
+
+    text = " ".join(str(exc).split()) or type(exc).__name__  # one line; transformers' messages run long
+    first = text if len(text) <= 300 else text[:297] + "..."
+    if Path(model_dir).is_dir():
+        return InputError(f"could not load a model from this folder: {first}", path=model_dir,
+                          hint="point --model at a checkpoint folder holding config.json, the weights and the "
+                          "tokenizer files (what `harness-ext train` writes), or at a .gguf file.")
+    return InputError(
+        f"'{model_dir}' is not a local model directory and could not be loaded from the hub: {first}",
+        hint="check the --model path; a hub id needs the network, or the model already in the local "
+        "Hugging Face cache when offline (HF_HUB_OFFLINE=1).",
+    )
 
 
 def validate_params(params: SamplingParams) -> None:
     """Reject sampling parameters no backend can honour, naming the option and the fix."""
     if params.max_new_tokens < 1:
-        raise ConfigError(f"max_new_tokens must be >= 1, got {params.max_new_tokens}.")
+        raise ConfigError(f"max_new_tokens must be >= 1, got {params.max_new_tokens}.",
+                          hint="pass --max-new-tokens N with N >= 1 (paper: 2048).")
     if params.min_new_tokens < 0 or params.min_new_tokens > params.max_new_tokens:
         raise ConfigError(
             f"min_new_tokens must be between 0 and max_new_tokens ({params.max_new_tokens}), "
             f"got {params.min_new_tokens}.",
             hint="lower --min-new-tokens or raise --max-new-tokens.",
         )
-    if params.temperature < 0:
-        raise ConfigError(f"temperature must be >= 0, got {params.temperature}.")
+    if not params.temperature >= 0:  # also catches nan
+        raise ConfigError(f"temperature must be >= 0, got {params.temperature}.",
+                          hint="pass --temperature 0 (greedy) or a positive value such as 0.7.")
     if not 0 < params.top_p <= 1:
-        raise ConfigError(f"top_p must be in (0, 1], got {params.top_p}.")
+        raise ConfigError(f"top_p must be in (0, 1], got {params.top_p}.", hint="pass --top-p in (0, 1], e.g. 1.0.")
 
 
 def trim_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
@@ -93,18 +153,26 @@ class HFBackend:
 
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}.")
+        check_dtype(dtype)
+        self.device = resolve_device(device)
         model_dir, gguf_file = split_model_path(model)
+        if not gguf_file and os.path.isdir(model_dir) and not os.path.isfile(os.path.join(model_dir, "config.json")):
+            raise InputError("is not a model folder (no config.json in it).", path=model_dir,
+                             hint="point --model at a checkpoint folder (config.json + weights + tokenizer) "
+                             "or at a .gguf file.")
         self.model_path = str(model)
         self.batch_size = batch_size
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         load_kw: dict[str, Any] = {"trust_remote_code": trust_remote_code}
         if gguf_file:
             load_kw["gguf_file"] = gguf_file
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, **load_kw)
         torch_dtype = getattr(torch, dtype) if dtype and dtype != "auto" else (
             torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         )
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype, **load_kw)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model_dir, **load_kw)
+            self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype, **load_kw)
+        except (OSError, ValueError) as exc:  # missing files, unknown model type, no network for a hub id
+            raise load_error(model_dir, exc) from exc
         self.model.to(self.device).eval()
         fmt_name, fmt = resolve_prompt_format(model_dir, self.tokenizer, prompt_format)
         self.prompter = Prompter(

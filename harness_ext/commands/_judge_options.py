@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness_ext.commands.judge import add_client_options, client_from_args
+from harness_ext.commands.judge import add_client_options, client_from_args, positive_int
 from harness_ext.records import ChatClient
 
 
@@ -17,7 +17,7 @@ def add_client_args(parser: argparse.ArgumentParser) -> None:
     """The shared endpoint flags plus --checkpoint-every and --allow-failures."""
     add_client_options(parser)
     g = parser.add_argument_group("progress")
-    g.add_argument("--checkpoint-every", type=int, default=64, metavar="N",
+    g.add_argument("--checkpoint-every", type=positive_int, default=64, metavar="N",
                    help="work items per progress checkpoint; a killed run loses at most this many "
                    "(and their answers are cached anyway) (default 64)")
     g.add_argument("--allow-failures", action="store_true",

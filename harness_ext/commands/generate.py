@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from harness_ext.commands.judge import add_api_key_options, api_key_from_args
+
 HELP = "answer an evaluation suite (alpaca_eval, mt_bench, pairwise, demo or a prompts file)"
 DESCRIPTION = """Answer an evaluation suite with a model and write the files the harnesses read.
 
@@ -59,12 +61,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="prompts longer than the context: cut from the left (default) or skip; both counted")
     parser.add_argument("--stop", action="append", default=[], help="extra stop string (repeatable)")
     parser.add_argument("--device", help="hf backend device, e.g. cpu, cuda, cuda:1 (default: cuda if available)")
-    parser.add_argument("--dtype", help="model dtype, e.g. bfloat16, float16, float32")
+    parser.add_argument("--dtype", help="model dtype: auto (default: bfloat16 on a GPU, float32 on the CPU), "
+                        "bfloat16, float16 or float32")
     parser.add_argument("--tensor-parallel-size", type=_positive, default=1, help="vllm: GPUs per replica")
     parser.add_argument("--data-parallel-size", type=_positive, default=1,
                         help="vllm: replicas, one process each (uses tensor x data GPUs)")
     parser.add_argument("--max-model-len", type=_positive, help="vllm: context window to allocate")
     parser.add_argument("--base-url", help="openai backend: server URL, e.g. http://127.0.0.1:8000/v1")
+    add_api_key_options(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -82,17 +86,23 @@ def _backend_options(args: argparse.Namespace) -> dict:
             opts["dtype"] = args.dtype
         if args.max_model_len:
             opts["max_model_len"] = args.max_model_len
-    elif args.base_url:
-        opts["base_url"] = args.base_url
+    else:
+        if args.base_url:
+            opts["base_url"] = args.base_url
+        api_key = api_key_from_args(args)
+        if api_key:
+            opts["api_key"] = api_key
     return opts
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from harness_ext.backends.hf import check_dtype
     from harness_ext.generate import generate_suite
     from harness_ext.records import SamplingParams
 
+    check_dtype(args.dtype)
     params = SamplingParams(
         max_new_tokens=args.max_new_tokens, min_new_tokens=args.min_new_tokens,
         temperature=args.temperature if args.temperature is not None else 0.0, top_p=args.top_p,

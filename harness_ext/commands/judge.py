@@ -17,26 +17,68 @@ SUBCOMMANDS: dict[str, str] = {
     "alpaca-winrate": "harness_ext.commands.judge_alpaca_winrate",
 }
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0 (not nan)."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def add_client_options(p: argparse.ArgumentParser) -> None:
     """The judge-endpoint options shared by every judge command."""
     g = p.add_argument_group("judge endpoint")
     g.add_argument("--judge-model", help="model name sent to the endpoint (default: the --local-judge path)")
     g.add_argument("--base-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 "
                    "(default: $HARNESS_EXT_JUDGE_BASE_URL, $OPENAI_BASE_URL, else api.openai.com)")
+    add_api_key_options(g)
+    g.add_argument("--local-judge", metavar="PATH", help="judge with a local transformers checkpoint instead")
+    g.add_argument("--concurrency", type=positive_int, default=32, help="requests in flight (default 32)")
+    g.add_argument("--rpm", type=positive_float, default=None, help="requests-per-minute limit")
+    g.add_argument("--tpm", type=positive_float, default=None, help="tokens-per-minute limit (estimated tokens)")
+    g.add_argument("--timeout", type=positive_float, default=120.0, help="seconds per request before retrying (default 120)")
+    g.add_argument("--max-retries", type=non_negative_int, default=8, help="retries per request on 429/5xx/timeouts (default 8)")
+    g.add_argument("--cache-dir", default=None, help="answer cache folder (default $HARNESS_EXT_CACHE/judge)")
+    g.add_argument("--no-cache", action="store_true", help="neither read nor write the answer cache")
+    g.add_argument("--batch-size", type=positive_int, default=8, help="local judge batch size (default 8)")
+
+
+def add_api_key_options(g: Any) -> None:
+    """--api-key and --api-key-env (the key is never logged or stored)."""
     g.add_argument("--api-key", default=None, help="API key (visible in process lists and shell history: "
                    "prefer $HARNESS_EXT_JUDGE_API_KEY or --api-key-env); never logged or stored")
     g.add_argument("--api-key-env", default=None, metavar="VAR",
                    help="read the API key from this environment variable instead of "
                    "$HARNESS_EXT_JUDGE_API_KEY / $OPENAI_API_KEY")
-    g.add_argument("--local-judge", metavar="PATH", help="judge with a local transformers checkpoint instead")
-    g.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
-    g.add_argument("--rpm", type=float, default=None, help="requests-per-minute limit")
-    g.add_argument("--tpm", type=float, default=None, help="tokens-per-minute limit (estimated tokens)")
-    g.add_argument("--timeout", type=float, default=120.0, help="seconds per request before retrying (default 120)")
-    g.add_argument("--max-retries", type=int, default=8, help="retries per request on 429/5xx/timeouts (default 8)")
-    g.add_argument("--cache-dir", default=None, help="answer cache folder (default $HARNESS_EXT_CACHE/judge)")
-    g.add_argument("--no-cache", action="store_true", help="neither read nor write the answer cache")
-    g.add_argument("--batch-size", type=int, default=8, help="local judge batch size (default 8)")
+
+
+def api_key_from_args(args: argparse.Namespace) -> str | None:
+    """The key of --api-key-env VAR or --api-key; None lets the client read its default variables."""
+    from harness_ext.errors import ConfigError
+
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            raise ConfigError(f"--api-key-env {args.api_key_env}: that environment variable is empty or unset.",
+                              hint=f"export {args.api_key_env}=... first.")
+        return api_key
+    return args.api_key
 
 
 def client_from_args(args: argparse.Namespace) -> tuple[Any, str]:
@@ -57,12 +99,7 @@ def client_from_args(args: argparse.Namespace) -> tuple[Any, str]:
     if not args.judge_model:
         raise ConfigError("--judge-model is required with an API judge.",
                           hint="pass --judge-model NAME (as served by the endpoint), or --local-judge PATH.")
-    api_key = args.api_key
-    if args.api_key_env:
-        api_key = os.environ.get(args.api_key_env)
-        if not api_key:
-            raise ConfigError(f"--api-key-env {args.api_key_env}: that environment variable is empty or unset.",
-                              hint=f"export {args.api_key_env}=... first.")
+    api_key = api_key_from_args(args)
     from harness_ext.judging.client import make_client
 
     client = make_client(args.judge_model, base_url=args.base_url, api_key=api_key, cache_dir=args.cache_dir,

@@ -29,7 +29,24 @@ def _epilog() -> str:
 EPILOG = _epilog()
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """Lets KEY=VALUE overrides stand before, between or after the options
+    (`--data d.jsonl k=v --out x max_steps=1`); a plain parser takes positionals only up front."""
+
+    _inner = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._inner:  # parse_known_intermixed_args calls back into this method
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.__class__ = _IntermixedParser  # the subparser cli.py made for us; same state, one method more
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override any option (see below)")
     parser.add_argument("--preset", help="a named preset (see below)")
     parser.add_argument("--config", type=Path, help="YAML file of options (may name a `preset:` to start from)")

@@ -133,6 +133,9 @@ class RetryPolicy:
     cap: float = 30.0
     max_retry_after: float = 300.0  # a server asking for longer is obeyed only this far
 
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ConfigError(f"max_retries must be >= 0, got {self.max_retries}.", hint="use e.g. --max-retries 8")
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         backoff = min(self.cap, self.base * (2 ** attempt)) * rng.uniform(0.5, 1.5)
@@ -172,6 +175,12 @@ class OpenAIChatClient:
     ) -> None:
         if concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {concurrency}.", hint="use e.g. --concurrency 32")
+        if not timeout > 0:  # 0 or less times out every request; nan compares false
+            raise ConfigError(f"timeout must be > 0 seconds, got {timeout}.", hint="use e.g. --timeout 120")
+        for name, limit in (("requests_per_minute", requests_per_minute), ("tokens_per_minute", tokens_per_minute)):
+            if limit is not None and not limit > 0:
+                raise ConfigError(f"{name} must be > 0 (or unset for no limit), got {limit}.",
+                                  hint="use e.g. --rpm 500, or leave the limit out")
         self.model = model
         self.base_url = resolve_base_url(base_url)
         self.__api_key = resolve_api_key(api_key, self.base_url)

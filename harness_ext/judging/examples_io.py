@@ -19,7 +19,8 @@ def read_examples(path: str | Path) -> list[Example]:
     """Load examples strictly; ids must be unique (they key resumable progress)."""
     from harness_ext.data import load_examples
 
-    examples = load_examples(path, strict=True)
+    examples = load_examples(path, strict=True, strict_hint=(
+        "fix or delete that row (score and refine skip no row; `harness-ext select` drops such rows and counts them)."))
     seen: dict[str, int] = {}
     for i, ex in enumerate(examples):
         if ex.id in seen:

@@ -46,7 +46,8 @@ def read_pairs(path: str | Path) -> list[Pair]:
     seen: set[str] = set()
     for lineno, row in iter_jsonl(path):
         if not isinstance(row, dict):
-            raise InputError(f"expected an object, got {type(row).__name__}.", path=path, line=lineno)
+            raise InputError(f"expected an object, got {type(row).__name__}.", path=path, line=lineno,
+                             hint=f"write one JSON object per line with {', '.join(PAIR_FIELDS)}.")
         missing = [k for k in PAIR_FIELDS if k not in row]
         if missing:
             raise InputError(f"pair lacks field(s) {missing}.", path=path, line=lineno,
@@ -54,14 +55,15 @@ def read_pairs(path: str | Path) -> list[Pair]:
         bad = [k for k in PAIR_FIELDS if not isinstance(row[k], (str, int)) or (k != "id" and not str(row[k]).strip())]
         if bad:
             raise InputError(f"field(s) {bad} must be non-empty strings (got {[row[k] for k in bad]!r}).",
-                             path=path, line=lineno)
+                             path=path, line=lineno, hint="give every pair field a non-empty text.")
         pid = str(row["id"])
         if pid in seen:
             raise InputError(f"duplicate pair id {pid!r}.", path=path, line=lineno, hint="give every pair a unique id.")
         seen.add(pid)
         pairs.append(Pair(**{k: str(row[k]) for k in PAIR_FIELDS}))
     if not pairs:
-        raise InputError("no pairs in the file.", path=path)
+        raise InputError("no pairs in the file.", path=path,
+                         hint=f"write one JSON object per line with {', '.join(PAIR_FIELDS)}.")
     return pairs
 
 
@@ -82,18 +84,44 @@ CREATE TABLE IF NOT EXISTS votes (
 """
 
 
+_DB_HINT = "pass the .sqlite file that `harness-ext study serve --pairs FILE --db FILE` created."
+
+
 class Store:
     """SQLite store: the study's pairs (copied in once) and one vote per (pair, annotator)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        """Open the study database at `path`; with `create`, a new or empty file gets the tables.
+
+        A file that is not SQLite, or a SQLite file of something else, is an InputError (nothing
+        is added to it)."""
         self.path = Path(path)
+        if self.path.is_dir():
+            raise InputError("is a folder, expected the study's SQLite file.", path=self.path, hint=_DB_HINT)
+        if self.path.is_file() and self.path.stat().st_size:
+            with open(self.path, "rb") as f:  # SQLite takes a file shorter than a page for an empty database
+                if f.read(16) != b"SQLite format 3\x00":
+                    raise InputError("is not a SQLite database (it does not start with SQLite's header).",
+                                     path=self.path, hint=_DB_HINT)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One connection shared by the server's request threads; `_lock` keeps their statements from
         # interleaving (a sqlite3 connection is not safe for concurrent use).
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False)  # `with self._db` = one transaction
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if (tables and not {"pairs", "votes"} <= tables) or (not tables and not create):
+                raise InputError(
+                    f"is not a study database (its tables: {', '.join(sorted(tables)) or 'none'}).",
+                    path=self.path, hint=_DB_HINT)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:  # "file is not a database", "unable to open database file"
+            self._db.close()
+            raise InputError(f"cannot open it as a SQLite database ({exc}).", path=self.path, hint=_DB_HINT) from None
+        except InputError:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         self._db.close()
@@ -176,7 +204,12 @@ def open_study(db: str | Path, pairs_file: str | Path | None = None) -> Store:
     db = Path(db)
     if pairs_file is None and not db.exists():
         raise InputError("study database not found.", path=db, hint="start it with `harness-ext study serve --pairs FILE --db FILE`.")
-    store = Store(db)
-    if pairs_file is not None:
-        store.load_pairs(read_pairs(pairs_file))
+    pairs = read_pairs(pairs_file) if pairs_file is not None else None  # a bad pairs file creates no database
+    store = Store(db, create=pairs is not None)
+    if pairs is not None:
+        try:
+            store.load_pairs(pairs)
+        except BaseException:
+            store.close()
+            raise
     return store

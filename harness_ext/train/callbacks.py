@@ -78,7 +78,9 @@ def load_instructions(path: str | Path | None) -> list[str]:
 
     path = Path(path) if path else resources_dir() / "ifs_instructions.txt"
     if not path.is_file():
-        raise InputError("IFS instruction file not found.", path=path, hint="check ifs_instructions.")
+        raise InputError("IFS instruction file not found.", path=path,
+                         hint="fix the ifs_instructions path (a text file, one instruction per line, or JSONL "
+                         "with 'instruction'), or set ifs_instructions=null for the bundled list.")
     if path.suffix == ".jsonl":
         rows = read_jsonl(path)
         out = []

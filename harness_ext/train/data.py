@@ -4,22 +4,36 @@ with labels that carry loss on response tokens only (every prompt token is label
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness_ext.artifacts import iter_jsonl, read_json
+from harness_ext.data import Drop
 from harness_ext.errors import InputError
 from harness_ext.records import Example, Turn
+
+log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
 _ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
           "chatgpt": "assistant", "bard": "assistant", "bing": "assistant", "system": "system"}
 
 
+def _string(row: dict, key: str) -> None:
+    """Drop a row whose text field holds a non-string (counted, as `select`'s loader does)."""
+    value = row.get(key)
+    if value is not None and not isinstance(value, str):
+        raise Drop(f"non_string_field:{key}",
+                   f"field '{key}' is a {type(value).__name__} ({str(value)[:40]!r}), expected a string")
+
+
 def _row_to_turns(row: Any, path: Path, line: int) -> list[Turn]:
-    """One data row (harness_ext Example, Alpaca, or FastChat conversation) as turns."""
+    """One data row (harness_ext Example, Alpaca, or FastChat conversation) as turns.
+
+    Raises Drop for a row with a non-string text field, InputError for a malformed row."""
     if not isinstance(row, dict):
         raise InputError(f"expected a JSON object, found {type(row).__name__}.", path=path, line=line)
     key = "conversation" if row.get("conversation") else "conversations" if "conversations" in row else None
@@ -33,7 +47,12 @@ def _row_to_turns(row: Any, path: Path, line: int) -> list[Turn]:
                     f"{key}[{i}] has an unknown speaker {msg!r}.", path=path, line=line,
                     hint="use from: human/gpt/system (FastChat) or role: user/assistant/system.",
                 )
-            turns.append(Turn(role, str(msg.get("value", msg.get("content", "")))))
+            text_key = "value" if "value" in msg else "content"
+            text = msg.get(text_key)
+            if text is not None and not isinstance(text, str):
+                raise Drop(f"non_string_field:{key}.{text_key}",
+                           f"{key}[{i}].{text_key} is a {type(text).__name__}, expected a string")
+            turns.append(Turn(role, text or ""))
         if not turns:
             raise InputError(f"'{key}' is empty or not a list.", path=path, line=line)
         return turns
@@ -42,6 +61,10 @@ def _row_to_turns(row: Any, path: Path, line: int) -> list[Turn]:
             f"row has neither 'instruction' nor 'conversation(s)' (keys: {sorted(row)}).", path=path, line=line,
             hint="train on the JSONL written by `harness-ext select`, an Alpaca JSON, or FastChat conversations.",
         )
+    for name in ("instruction", "input", "response", "output"):
+        _string(row, name)
+    if row["instruction"] is None:
+        raise Drop("missing_field:instruction", "field 'instruction' is null")
     data = dict(row)
     data.setdefault("id", str(line))
     if "response" not in data and "output" in data:
@@ -52,8 +75,11 @@ def _row_to_turns(row: Any, path: Path, line: int) -> list[Turn]:
         raise InputError(f"row is not a valid example ({exc}).", path=path, line=line) from None
 
 
-def read_conversations(path: str | Path) -> list[tuple[int, list[Turn]]]:
-    """(line or row number, turns) for every row of a JSONL file or a JSON list."""
+def read_conversations(path: str | Path, drops: Counter[str] | None = None) -> list[tuple[int, list[Turn]]]:
+    """(line or row number, turns) for every row of a JSONL file or a JSON list.
+
+    A row with a non-string text field is counted into `drops` (reason -> count) and skipped, or
+    raises an InputError naming file and line when `drops` is None."""
     path = Path(path)
     if path.suffix == ".json":
         rows = read_json(path)
@@ -62,7 +88,17 @@ def read_conversations(path: str | Path) -> list[tuple[int, list[Turn]]]:
         items = list(enumerate(rows, start=1))
     else:
         items = list(iter_jsonl(path))
-    return [(line, _row_to_turns(row, path, line)) for line, row in items]
+    out = []
+    for line, row in items:
+        try:
+            out.append((line, _row_to_turns(row, path, line)))
+        except Drop as d:
+            if drops is None:
+                raise InputError(f"{d.detail}.", path=path, line=line, hint="fix or delete that row.") from None
+            if not drops[d.reason]:
+                log.warning("%s:%d: %s; dropping such rows (counted in train_report.json)", path, line, d.detail)
+            drops[d.reason] += 1
+    return out
 
 
 @dataclass
@@ -108,7 +144,11 @@ def tokenize_examples(path: str | Path, tokenizer, fmt, *, max_length: int, over
     eos_id = tokenizer.eos_token_id
     stops = tuple(s for s in (*getattr(fmt, "stop", ()), tokenizer.eos_token or "") if s)
     out = TokenizedData(rows=[])
-    for line, turns in read_conversations(path):
+    drops: Counter[str] = Counter()
+    conversations = read_conversations(path, drops)
+    out.examples += sum(drops.values())
+    out.counts.update({f"dropped_{reason}": n for reason, n in drops.items()})
+    for line, turns in conversations:
         out.examples += 1
         if not any(t.role == "assistant" and t.content.strip() for t in turns):
             out.counts["dropped_no_response"] += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness_ext.artifacts import atomic_write_bytes
-from harness_ext.errors import InputError
+from harness_ext.errors import ConfigError, InputError, did_you_mean
 from harness_ext.train.callbacks import LOG_FILE, read_log
 
 
@@ -31,9 +31,17 @@ def plot_runs(runs: list[Path], out: Path, labels: list[str] | None = None, titl
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.backend_bases import FigureCanvasBase
 
     if labels and len(labels) != len(runs):
         raise InputError(f"{len(labels)} labels given for {len(runs)} runs.", hint="give one --label per run.")
+    fmt = out.suffix.lstrip(".").lower() or "png"
+    supported = sorted(FigureCanvasBase.get_supported_filetypes())
+    if fmt not in supported:
+        raise ConfigError(
+            f"--out {out}: '.{fmt}' is not an image format matplotlib writes.{did_you_mean(fmt, supported)}",
+            hint=f"end --out in .png, .pdf or .svg (also: {', '.join(f for f in supported if f not in ('png', 'pdf', 'svg'))}).",
+        )
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, run in enumerate(runs):
         epochs, values = normalized_curve(run)
@@ -45,7 +53,6 @@ def plot_runs(runs: list[Path], out: Path, labels: list[str] | None = None, titl
     ax.grid(alpha=0.3)
     ax.legend()
     buf = io.BytesIO()
-    fmt = out.suffix.lstrip(".").lower() or "png"
     fig.savefig(buf, format=fmt, bbox_inches="tight", dpi=120)
     plt.close(fig)
     return atomic_write_bytes(out, buf.getvalue())

@@ -108,6 +108,10 @@ def train(config: TrainConfig, data: str | os.PathLike[str], out: str | os.PathL
     data, out = Path(data).resolve(), Path(out)
     if not data.is_file():
         raise InputError("training data file not found.", path=data, hint="pass the JSONL written by `harness-ext select`.")
+    # Files the run refers to are read now, before any model is loaded or anything is written.
+    instructions = load_instructions(config.ifs_instructions) if config.ifs_every else []
+    if config.ifs_every and tone_classifier is None and config.ifs_classifier != "default":
+        load_classifier(config.ifs_classifier)  # raises: the only named classifier is 'default'
     data_sha = sha256_file(data)
     key = _run_key(config, data_sha)
     finished = out / REPORT_FILE
@@ -131,7 +135,7 @@ def train(config: TrainConfig, data: str | os.PathLike[str], out: str | os.PathL
             hint="rerun with the original settings to resume, or choose a new --out folder.",
         )
     try:
-        return _train(config, data, data_sha, out, key, tone_classifier, callbacks)
+        return _train(config, data, data_sha, out, key, tone_classifier, instructions, callbacks)
     except RuntimeError as exc:
         if "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError":
             raise StageError(f"training ran out of memory ({str(exc).splitlines()[0][:200]}).", hint=OOM_HINT) from exc
@@ -175,12 +179,39 @@ def _load_model(base: Path, config: TrainConfig):
         targets: Any = config.lora_target_modules
         if targets != "all-linear":
             targets = [t.strip() for t in targets.split(",") if t.strip()]
+            names = [name for name, _ in model.named_modules() if name]
+            # peft matches a list entry against the end of a module name and ignores entries that
+            # match nothing as long as one does; a misspelt name must not silently train fewer layers.
+            missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+            if missing or not targets:
+                raise ConfigError(
+                    f"lora_target_modules='{config.lora_target_modules}': no module of {base} is called "
+                    f"{', '.join(repr(t) for t in missing) or 'anything'}.",
+                    hint=f"use 'all-linear' or a comma-separated list of this model's linear layers: "
+                    f"{', '.join(linear_module_names(model))}",
+                )
         lora = peft.LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                                target_modules=targets, task_type="CAUSAL_LM")
         if config.gradient_checkpointing:
             model.enable_input_require_grads()
-        model = peft.get_peft_model(model, lora)
+        try:
+            model = peft.get_peft_model(model, lora)
+        except ValueError as exc:  # peft's NoMatchingPeftModuleError and its other target checks
+            names = linear_module_names(model)
+            raise ConfigError(
+                f"lora_target_modules='{config.lora_target_modules}' does not fit {base}: "
+                f"{str(exc).splitlines()[0]}",
+                hint=f"use 'all-linear' or a comma-separated list of this model's linear layers: {', '.join(names)}",
+            ) from None
     return model
+
+
+def linear_module_names(model) -> list[str]:
+    """The distinct leaf names of the model's linear layers (what lora_target_modules may name)."""
+    import torch
+
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                   if isinstance(module, torch.nn.Linear) and name})
 
 
 def _training_args(config: TrainConfig, ckpt_root: Path):
@@ -244,7 +275,7 @@ def _make_trainer(*, group_by_length: bool, **kwargs: Any):
 
 
 def _train(config: TrainConfig, data: Path, data_sha: str, out: Path, key: str,
-           tone_classifier: ToneClassifier | None, extra_callbacks: Sequence[Any]) -> Path:
+           tone_classifier: ToneClassifier | None, instructions: list[str], extra_callbacks: Sequence[Any]) -> Path:
     from datasets import Dataset
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -266,6 +297,10 @@ def _train(config: TrainConfig, data: Path, data_sha: str, out: Path, key: str,
     tokenized = tokenize_examples(data, tokenizer, fmt, max_length=config.max_length, overlength=config.overlength)
     data_report = tokenized.report()
     log.info("data: %s", data_report)
+    # Everything that can still fail on the user's settings (LoRA targets, the IFS classifier) runs
+    # before the first file is written, so such a failure leaves `out` as it was.
+    model = _load_model(base, config)
+    classifier = (tone_classifier or load_classifier(config.ifs_classifier)) if config.ifs_every else None
 
     ckpt_root.mkdir(parents=True, exist_ok=True)
     if is_main:
@@ -276,13 +311,11 @@ def _train(config: TrainConfig, data: Path, data_sha: str, out: Path, key: str,
     if last:
         log.info("resuming from %s (step %d)", last, resumed_step)
 
-    model = _load_model(base, config)
     train_log = TrainLog(out / LOG_FILE, history) if is_main else None
     callbacks: list[Any] = [make_log_callback(train_log)] if train_log else []
-    if config.ifs_every:
-        classifier = tone_classifier or load_classifier(config.ifs_classifier)
+    if classifier is not None:
         callbacks.append(make_ifs_callback(
-            classifier=classifier, instructions=load_instructions(config.ifs_instructions), fmt=fmt,
+            classifier=classifier, instructions=instructions, fmt=fmt,
             tokenizer=tokenizer, every=config.ifs_every, max_new_tokens=config.ifs_max_new_tokens,
             patience=config.ifs_patience, min_delta=config.ifs_min_delta, prefix=special_prefix(tokenizer),
             write=train_log.write if train_log else (lambda record: None), history=history,
