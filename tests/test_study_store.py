@@ -91,10 +91,12 @@ def test_bad_db_and_pairs_paths_are_clear_errors_and_create_nothing(tmp_path):
     with sqlite3.connect(other) as con:
         con.execute("CREATE TABLE t (x)")
     con.close()
+    with pytest.raises(InputError, match="is a folder, expected the study's SQLite file"):
+        open_study(folder)  # the Python API checks too (the CLI refuses a folder before it gets here)
     cases = [
         (["export", "--db", str(tiny_json), "-o", str(tmp_path / "v.jsonl")], f"{tiny_json}: is not a SQLite database"),
         (["export", "--db", str(big_json), "-o", str(tmp_path / "v.jsonl")], f"{big_json}: is not a SQLite database"),
-        (["results", "--db", str(folder)], f"{folder}: is a folder, expected the study's SQLite file."),
+        (["results", "--db", str(folder)], f"{folder}: --db names a folder, but a file is needed here."),
         (["export", "--db", str(empty), "-o", str(tmp_path / "v.jsonl")], f"{empty}: is not a study database (its tables: none)"),
         (["results", "--db", str(other)], f"{other}: is not a study database (its tables: t)"),
         (["serve", "--pairs", str(pairs), "--db", str(tiny_json)], f"{tiny_json}: is not a SQLite database"),
