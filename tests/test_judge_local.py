@@ -49,3 +49,13 @@ def test_local_judge_pairwise_counts_unparseable_replies(tiny_model_dir, tmp_pat
 def test_local_judge_rejects_a_non_checkpoint(tmp_path):
     with pytest.raises(InputError, match="no config.json"):
         make_local_client(tmp_path)
+
+
+def test_local_judge_folder_without_weights_or_tokenizer_is_one_clear_error(tiny_model_dir, tmp_path):
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / "config.json").write_text((tiny_model_dir / "config.json").read_text())  # config only
+    client = make_local_client(half, cache_dir=tmp_path / "c")
+    with pytest.raises(InputError, match="could not load a model from this folder") as exc:
+        client.complete_many(_reqs(1))
+    assert str(half) in str(exc.value) and "Fix: give the local judge a checkpoint folder" in str(exc.value)

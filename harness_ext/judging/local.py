@@ -71,7 +71,10 @@ class LocalChatClient:
             return
         torch = require("torch", extra="generate", purpose="the local judge")
         transformers = require("transformers", extra="generate", purpose="the local judge")
-        self._tok = transformers.AutoTokenizer.from_pretrained(self.model_path)
+        try:
+            self._tok = transformers.AutoTokenizer.from_pretrained(self.model_path)
+        except (OSError, ValueError) as exc:  # no tokenizer files, or files transformers cannot read
+            raise _judge_load_error(self.model_path, exc) from None
         self._tok.padding_side = "left"  # generation continues from the right edge of every row
         if self._tok.pad_token is None:
             self._tok.pad_token = self._tok.eos_token
@@ -79,7 +82,10 @@ class LocalChatClient:
             raise InputError("the checkpoint's tokenizer has no chat template.", path=self.model_path,
                              hint="use an instruction-tuned checkpoint (with tokenizer_config.json chat_template).")
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self._model = transformers.AutoModelForCausalLM.from_pretrained(self.model_path, dtype=self.dtype)
+        try:
+            self._model = transformers.AutoModelForCausalLM.from_pretrained(self.model_path, dtype=self.dtype)
+        except (OSError, ValueError) as exc:  # no weights, an unknown architecture, a broken config
+            raise _judge_load_error(self.model_path, exc) from None
         self._model.to(device).eval()
         self.device = device
         torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
@@ -182,6 +188,15 @@ class LocalChatClient:
                                       prompt_tokens=int(enc["attention_mask"][i].sum()),
                                       completion_tokens=len(new), finish_reason="stop" if ended else "length"))
         return results
+
+
+def _judge_load_error(path: Path, exc: Exception) -> InputError:
+    from harness_ext.backends.hf import load_error
+
+    err = load_error(str(path), exc)
+    err.hint = ("give the local judge a checkpoint folder holding config.json, the weights and the tokenizer "
+                "files (a save_pretrained folder, or a trained harness-ext checkpoint).")
+    return err
 
 
 def make_local_client(model_path: str | Path, **kwargs: Any) -> LocalChatClient:
