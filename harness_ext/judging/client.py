@@ -317,7 +317,8 @@ class OpenAIChatClient:
                 return ChatResult(text=None, error=redact(f"unexpected {type(exc).__name__}: {exc}"[:500],
                                                           self.__api_key))
         self.stats["failures"] += 1
-        return ChatResult(text=None, error=f"gave up after {self.retry.max_retries + 1} attempts: {last}")
+        n = self.retry.max_retries + 1
+        return ChatResult(text=None, error=f"gave up after {n} attempt{'s' if n > 1 else ''}: {last}")
 
     async def _once(self, sdk: Any, openai: Any, req: ChatRequest, params: dict[str, Any]) -> ChatResult:
         body = {**params, "model": req.model,
