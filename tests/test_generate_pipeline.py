@@ -289,6 +289,22 @@ def test_cli_openai_backend_against_a_loopback_server(mt_file, tmp_path):
             assert key not in f.read_text(encoding="utf-8")
 
 
+def test_cli_openai_backend_client_options_reach_the_client(mt_file, tmp_path):
+    """--max-retries, --timeout, --concurrency and --rpm configure the openai backend's client."""
+    from tests.openai_server import LoopbackServer, last_user_text
+
+    args = ["generate", "--model", "served-model", "--backend", "openai", "--suite", "mt_bench", "--data",
+            str(mt_file), "--no-progress", "--concurrency", "1", "--rpm", "6000", "--timeout", "30"]
+    with LoopbackServer(reply=lambda body: "ok " + last_user_text(body), fail_first=1, faults=("500",)) as srv:
+        res = run_cli(*args, "--base-url", srv.base_url, "--out", str(tmp_path / "o1"), "--max-retries", "0")
+        assert res.returncode != 0 and "gave up after 1 attempt:" in res.stderr and "HTTP 500" in res.stderr
+        assert not (tmp_path / "o1" / "model_answer").exists()
+        res = run_cli(*args, "--base-url", srv.base_url, "--out", str(tmp_path / "o2"), "--max-retries", "2")
+    assert res.returncode == 0, res.stderr
+    res = run_cli(*args, "--base-url", "http://127.0.0.1:9/v1", "--out", str(tmp_path / "o3"), "--timeout", "0")
+    assert res.returncode == 2 and "--timeout" in res.stderr
+
+
 def test_answers_file_names_the_main_output(mt_file, alpaca_file, tmp_path):
     from harness_ext.generate import answers_file
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from harness_ext.commands.judge import add_api_key_options, api_key_from_args
+from harness_ext.commands.judge import (
+    add_api_key_options,
+    api_key_from_args,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 HELP = "answer an evaluation suite (alpaca_eval, mt_bench, pairwise, demo or a prompts file)"
 DESCRIPTION = """Answer an evaluation suite with a model and write the files the harnesses read.
@@ -69,6 +75,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-model-len", type=_positive, help="vllm: context window to allocate")
     parser.add_argument("--base-url", help="openai backend: server URL, e.g. http://127.0.0.1:8000/v1")
     add_api_key_options(parser)
+    parser.add_argument("--concurrency", type=positive_int, default=32, help="openai backend: requests in flight (default 32)")
+    parser.add_argument("--rpm", type=positive_float, default=None, help="openai backend: requests-per-minute limit")
+    parser.add_argument("--timeout", type=positive_float, default=600.0,
+                        help="openai backend: seconds per request before retrying (default 600)")
+    parser.add_argument("--max-retries", type=non_negative_int, default=8,
+                        help="openai backend: retries per request on 429/5xx/timeouts (default 8)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -92,6 +104,8 @@ def _backend_options(args: argparse.Namespace) -> dict:
         api_key = api_key_from_args(args)
         if api_key:
             opts["api_key"] = api_key
+        opts.update(concurrency=args.concurrency, requests_per_minute=args.rpm, timeout=args.timeout,
+                    max_retries=args.max_retries)
     return opts
 
 
