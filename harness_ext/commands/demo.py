@@ -12,7 +12,7 @@ DESCRIPTION = (
     "(longest, random, shortest), fine-tune SmolLM2-135M-Instruct on each with NEFTune, answer the\n"
     "bundled evaluation prompts, judge the arms head to head with a local judge (both answer orders),\n"
     "and write a leaderboard JSON and an HTML report with plots. Needs no network, GPU or API key.\n"
-    "10 to 12 minutes on 2 CPU cores; --quick is a smaller smoke run of 1 to 2 minutes."
+    "8 to 13 minutes on 2 CPU cores; --quick is a smaller smoke run of 1 to 2 minutes."
 )
 
 
