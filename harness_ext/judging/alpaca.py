@@ -29,6 +29,7 @@ from harness_ext.artifacts import atomic_write_json, read_json, sha256_file, sta
 from harness_ext.errors import DependencyError, InputError, StageError, unknown
 from harness_ext.paths import cache_dir, judges_dir
 from harness_ext.scoring import bootstrap_ci, length_controlled_win_rate
+from harness_ext.secrets import scrub
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +173,7 @@ def run_alpaca_eval(model_outputs: str | Path, reference_outputs: str | Path, ou
            "--is_cache_leaderboard", "False"]
     proc = subprocess.run(cmd, cwd=out, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout)[-4000:]
-        if api_key:
-            tail = tail.replace(api_key, "***")
+        tail = scrub((proc.stderr or proc.stdout)[-4000:], api_key)  # also URL credentials, sk-... keys
         log.debug("alpaca_eval evaluate output:\n%s", tail)
         raise StageError(f"alpaca_eval evaluate exited with {proc.returncode}: {_last_error(tail)}",
                          hint="check the judge endpoint (base_url), model name and API key variable "
