@@ -43,6 +43,20 @@ def _all_task_names() -> set[str]:
     return names
 
 
+def _user_qa_task(folder: Path, name: str, questions: list[str], answer: str, tail: str) -> Path:
+    """A user's own generate_until task over a local JSONL of {q, a} (lm_eval accepts a YAML path
+    in --tasks); `tail` adds its generation settings and metrics."""
+    data = folder / f"{name}.jsonl"
+    data.write_text("".join(json.dumps({"q": q, "a": answer}) + "\n" for q in questions))
+    task = folder / f"{name}.yaml"
+    task.write_text(
+        f"task: {name}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
+        f"    test: {data}\noutput_type: generate_until\ntest_split: test\n"
+        "doc_to_text: '{{q}}'\ndoc_to_target: '{{a}}'\n" + tail
+    )
+    return task
+
+
 def _samples(folder: Path, task: str) -> list[dict]:
     """The logged samples of one task (samples_<task>_<timestamp>.jsonl; hx_ifs must not match hx_ifs_partial)."""
     (path,) = [p for p in folder.glob(f"samples_{task}_*.jsonl") if re.fullmatch(rf"samples_{task}_\d{{4}}-.*", p.name)]
@@ -58,15 +72,10 @@ def lm_eval_run(tiny_model_dir, tmp_path_factory):
     include = write_local_tasks(LOCAL_DATA, tmp / "tasks")
     # a user's own generate_until task attaching our length metric by function, which plain
     # lm_eval resolves without the launcher; lm_eval accepts a YAML path in --tasks
-    user_data = tmp / "user_qa.jsonl"
-    user_data.write_text("".join(json.dumps({"q": f"Say hello {i}.", "a": "hello"}) + "\n" for i in range(3)))
-    user_task = tmp / "user_len.yaml"
-    user_task.write_text(
-        "task: user_len\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
-        f"    test: {user_data}\noutput_type: generate_until\ntest_split: test\n"
-        "doc_to_text: '{{q}}'\ndoc_to_target: '{{a}}'\n"
+    user_task = _user_qa_task(
+        tmp, "user_len", [f"Say hello {i}." for i in range(3)], "hello",
         "metric_list:\n  - metric: !function harness_ext.lmeval_metrics.gen_chars\n"
-        "    aggregation: mean\n    higher_is_better: false\n"
+        "    aggregation: mean\n    higher_is_better: false\n",
     )
     out = tmp / "out"
     env = cli_env(HARNESS_EXT_IFS_DATA=str(IFS_TRAIN), HARNESS_EXT_CACHE=str(tmp / "cache"),
@@ -174,15 +183,10 @@ def test_plain_lm_eval_attaches_length_metric_by_function(lm_eval_run):
 def test_launcher_registers_length_metrics_for_any_task(tiny_model_dir, tmp_path):
     """Through run_lm_eval: a user's task attaches hx_gen_chars by name, and hx_qmsum reads local
     data with the model's chat template applied."""
-    data = tmp_path / "qa.jsonl"
-    data.write_text("".join(json.dumps({"q": f"Name a colour number {i}.", "a": "blue"}) + "\n" for i in range(4)))
-    my_task = tmp_path / "my_qa.yaml"
-    my_task.write_text(
-        "task: my_qa\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
-        f"    test: {data}\noutput_type: generate_until\ntest_split: test\n"
-        "doc_to_text: '{{q}}'\ndoc_to_target: '{{a}}'\n"
+    my_task = _user_qa_task(
+        tmp_path, "my_qa", [f"Name a colour number {i}." for i in range(4)], "blue",
         "generation_kwargs:\n  until: ['\\n\\n']\n  max_gen_toks: 6\n"
-        "metric_list:\n  - metric: hx_gen_chars\n  - metric: hx_gen_words\n"
+        "metric_list:\n  - metric: hx_gen_chars\n  - metric: hx_gen_words\n",
     )
     from harness_ext.lmeval import run_lm_eval
 

@@ -173,12 +173,19 @@ def test_missing_api_key_stops_a_real_run_and_is_a_note_in_a_dry_run(tmp_path):
     assert r.stdout.split()[-1] == "report" and not (tmp_path / "run").exists()
 
 
-def test_dry_run_is_fast(tmp_path):
-    import time
+def test_dry_run_stays_light(tmp_path):
+    """--dry-run is quick because it validates without importing the heavy stacks (torch,
+    transformers, lm_eval, the judge SDKs); a timed assertion would flake, this one cannot."""
+    import subprocess
+    import sys
 
     exp = tmp_path / "e.yaml"
     exp.write_text(GOOD)
-    t0 = time.perf_counter()
-    r = run_cli("run", str(exp), "--dry-run", cwd=tmp_path)
+    code = ("import sys\nfrom harness_ext.cli import main\n"
+            f"rc = main(['run', {str(exp)!r}, '--dry-run'])\n"
+            "heavy = [m for m in ('torch', 'transformers', 'lm_eval', 'openai', 'alpaca_eval') if m in sys.modules]\n"
+            "print('RESULT', rc, ','.join(heavy) or '-')\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=cli_env(), capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode == 0, r.stderr
-    assert time.perf_counter() - t0 < 5  # about 0.6 s here; the bound leaves room for a busy machine
+    assert r.stdout.splitlines()[-1] == "RESULT 0 -", r.stdout
