@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness_ext.records import SamplingParams, Turn  # noqa: E402
+from harness_ext.core.records import SamplingParams, Turn  # noqa: E402
 
 FALLBACK_PROMPTS = [
     "Write a short poem about the sea.", "Explain how binary search works.", "List three ways to save energy.",
@@ -46,8 +46,8 @@ def smollm2_path() -> str:
 
 
 def load_prompts(n: int) -> list[str]:
-    from harness_ext.paths import shared_data_dir
-    from harness_ext.suites import load_suite
+    from harness_ext.core.paths import shared_data_dir
+    from harness_ext.generate.suites import load_suite
 
     data = shared_data_dir()
     if (data / "lima_test").is_dir():
@@ -74,7 +74,7 @@ def timed(backend, convs, params, per_call: int) -> tuple[float, int]:
 def cpu_part(args: argparse.Namespace) -> None:
     import torch
 
-    from harness_ext.backends import get_backend
+    from harness_ext.generate.backends import get_backend
 
     torch.set_num_threads(args.threads)
     model = args.model or smollm2_path()
@@ -98,9 +98,9 @@ def cpu_part(args: argparse.Namespace) -> None:
 
 
 def gpu_part(args: argparse.Namespace) -> None:
-    from harness_ext.backends import get_backend
-    from harness_ext.paths import shared_data_dir
-    from harness_ext.suites import load_suite
+    from harness_ext.generate.backends import get_backend
+    from harness_ext.core.paths import shared_data_dir
+    from harness_ext.generate.suites import load_suite
 
     if not args.gpu_model:
         sys.exit("--gpu needs --gpu-model PATH (a ~0.5B instruct model)")

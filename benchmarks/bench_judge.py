@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness_ext.judging.client import make_client  # noqa: E402
-from harness_ext.judging.pairwise import judge_pairwise, load_template  # noqa: E402
+from harness_ext.llm.client import make_client  # noqa: E402
+from harness_ext.judge.pairwise import judge_pairwise, load_template  # noqa: E402
 from tests.judge_helpers import outputs, write_outputs  # noqa: E402
 
 

@@ -46,8 +46,8 @@ def peak_mb() -> tuple[float, float]:
 
 
 def child(variant: str, path: str, unit: str, k: int) -> dict:
-    from harness_ext.streaming import scan
-    from harness_ext.units import make_unit
+    from harness_ext.selection.scan import scan
+    from harness_ext.selection.units import make_unit
 
     t0 = time.perf_counter()
     if variant == "limit":  # tokenize every response once, nothing else (load time excluded)
@@ -158,7 +158,7 @@ def main() -> None:
     print(f"bench_select: {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
 
     if not args.skip_alpaca:
-        from harness_ext.paths import shared_data_dir
+        from harness_ext.core.paths import shared_data_dir
 
         alpaca = Path(args.alpaca) if args.alpaca else shared_data_dir() / "alpaca" / "alpaca_data.json"
         if not alpaca.exists():

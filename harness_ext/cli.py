@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness_ext import __version__
-from harness_ext.errors import HarnessError, InputError
-from harness_ext.secrets import install_log_filter, scrub
+from harness_ext.core.errors import HarnessError, InputError
+from harness_ext.core.secrets import install_log_filter, scrub
 
 # name -> module (harness_ext/commands/<module>.py)
 COMMANDS: dict[str, str] = {

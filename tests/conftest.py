@@ -25,7 +25,7 @@ _offline_env()
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data (or $HARNESS_EXT_SHARED_DATA); skips when absent, as on a user's clone."""
-    from harness_ext.paths import shared_data_dir
+    from harness_ext.core.paths import shared_data_dir
 
     d = shared_data_dir()
     if not (d / "README.md").exists():

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness_ext.records import Completion, SamplingParams, Turn
+from harness_ext.core.records import Completion, SamplingParams, Turn
 
 
 @dataclass

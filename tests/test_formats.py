@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness_ext.errors import ConfigError, InputError
-from harness_ext.formats import get_format, load_format, resolve_format, save_format
-from harness_ext.records import Turn
+from harness_ext.core.errors import ConfigError, InputError
+from harness_ext.llm.formats import get_format, load_format, resolve_format, save_format
+from harness_ext.core.records import Turn
 
 CONV = [
     Turn("user", "Name a prime."),

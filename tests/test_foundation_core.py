@@ -8,7 +8,7 @@ import os
 import pytest
 
 from harness_ext import __version__
-from harness_ext.artifacts import (
+from harness_ext.core.artifacts import (
     AppendLog,
     atomic_write_json,
     atomic_write_jsonl,
@@ -19,8 +19,8 @@ from harness_ext.artifacts import (
     staged_dir,
     to_json,
 )
-from harness_ext.errors import ConfigError, InputError
-from harness_ext.registry import Registry
+from harness_ext.core.errors import ConfigError, InputError
+from harness_ext.core.registry import Registry
 from tests.conftest import run_cli
 
 

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from harness_ext.backends import backend_names, get_backend
-from harness_ext.backends.hf import trim_at_stop
-from harness_ext.errors import ConfigError, DependencyError
-from harness_ext.formats import save_format
-from harness_ext.records import Backend, SamplingParams, Turn
+from harness_ext.generate.backends import backend_names, get_backend
+from harness_ext.generate.backends.hf import trim_at_stop
+from harness_ext.core.errors import ConfigError, DependencyError
+from harness_ext.llm.formats import save_format
+from harness_ext.core.records import Backend, SamplingParams, Turn
 from tests.gen_helpers import build_eos_heavy_model
 
 PROMPTS = ["Write a poem", "Explain how a binary search works, step by step, with an example",
@@ -147,7 +147,7 @@ def test_chat_template_requested_from_a_model_without_one(tiny_model_dir, tmp_pa
 
 
 def test_missing_model_path_is_an_input_error(tmp_path):
-    from harness_ext.errors import InputError
+    from harness_ext.core.errors import InputError
 
     with pytest.raises(InputError, match="model folder not found"):
         get_backend("hf", str(tmp_path / "nope" / "ckpt"))
@@ -164,7 +164,7 @@ def test_bad_device_dtype_and_unloadable_models_are_clear_errors(tiny_model_dir,
 
     import torch
 
-    from harness_ext.errors import InputError
+    from harness_ext.core.errors import InputError
 
     with pytest.raises(ConfigError, match=r"Unknown dtype 'floatt16'. Did you mean 'float16'\?.*bfloat16, float16"):
         get_backend("hf", str(tiny_model_dir), dtype="floatt16")

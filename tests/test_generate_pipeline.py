@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from harness_ext.artifacts import read_json, read_jsonl
-from harness_ext.errors import ConfigError
-from harness_ext.generate import MT_BENCH_TEMPERATURES, generate_suite
-from harness_ext.records import SamplingParams
+from harness_ext.core.artifacts import read_json, read_jsonl
+from harness_ext.core.errors import ConfigError
+from harness_ext.generate.run import MT_BENCH_TEMPERATURES, generate_suite
+from harness_ext.core.records import SamplingParams
 from tests.conftest import cli_env, run_cli
 from tests.gen_helpers import ScriptedBackend, build_eos_heavy_model
 
@@ -206,7 +206,7 @@ def test_length_prompt_is_appended_but_outputs_keep_the_instruction(alpaca_file,
 
 
 def test_prompts_longer_than_the_context_are_truncated_or_skipped(tiny_model_dir, tmp_path):
-    from harness_ext.backends import get_backend
+    from harness_ext.generate.backends import get_backend
 
     long_text = "The quick brown fox jumps over the lazy dog. " * 30 + "What did the fox do?"
     f = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "Write a poem"}, {"prompt": long_text}])
@@ -244,8 +244,8 @@ def test_cli_generates_with_min_new_tokens_and_reports_bad_input(tiny_model_dir,
 def test_answers_are_read_by_our_judging_stages(mt_file, testsets, tmp_path):
     """The MT-Bench judge reads model_answer/<id>.jsonl and the pairwise judge pairs outputs.jsonl
     files of two models, both unchanged."""
-    from harness_ext.judging.mtbench_data import load_answers, load_questions
-    from harness_ext.judging.outputs import load_outputs, match_outputs
+    from harness_ext.judge.mt_bench_files import load_answers, load_questions
+    from harness_ext.generate.outputs import load_outputs, match_outputs
 
     generate_suite("m", "mt_bench", tmp_path / "mt", data=mt_file, backend_obj=ScriptedBackend(), progress=False)
     questions = load_questions(mt_file)
@@ -306,7 +306,7 @@ def test_cli_openai_backend_client_options_reach_the_client(mt_file, tmp_path):
 
 
 def test_answers_file_names_the_main_output(mt_file, alpaca_file, tmp_path):
-    from harness_ext.generate import answers_file
+    from harness_ext.generate.run import answers_file
 
     assert answers_file(tmp_path / "none", "alpaca_eval") == tmp_path / "none" / "model_outputs.json"
     assert answers_file(tmp_path / "none", "pairwise") == tmp_path / "none" / "outputs.jsonl"
@@ -318,7 +318,7 @@ def test_answers_file_names_the_main_output(mt_file, alpaca_file, tmp_path):
 
 
 def test_mt_bench_with_the_tiny_model(tiny_model_dir, mt_file, tmp_path):
-    from harness_ext.judging.mtbench_data import load_answers, load_questions
+    from harness_ext.judge.mt_bench_files import load_answers, load_questions
 
     main = generate_suite(tiny_model_dir, "mt_bench", tmp_path / "mt", data=mt_file, model_id="tiny",
                           params=SamplingParams(max_new_tokens=4), progress=False)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from harness_ext.errors import ConfigError, InputError
-from harness_ext.suites import SUITES, load_suite
+from harness_ext.core.errors import ConfigError, InputError
+from harness_ext.generate.suites import SUITES, load_suite
 
 
 def write_jsonl(path, rows):

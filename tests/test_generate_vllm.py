@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness_ext.backends.vllm import VLLMBackend, device_groups, sampling_kwargs, shard_round_robin
-from harness_ext.errors import ConfigError
-from harness_ext.records import SamplingParams, Turn
+from harness_ext.generate.backends.vllm import VLLMBackend, device_groups, sampling_kwargs, shard_round_robin
+from harness_ext.core.errors import ConfigError
+from harness_ext.core.records import SamplingParams, Turn
 
 FAKE = "tests.gen_helpers:make_fake_engine"
 TEXTS = ["Write a poem", "Explain how a binary search works, step by step", "List three ways",
@@ -64,7 +64,7 @@ def test_data_parallel_replicas_own_their_gpus_and_merge_in_order(tiny_model_dir
 
 
 def test_a_replica_that_cannot_start_is_reported(tiny_model_dir, monkeypatch):
-    from harness_ext.errors import StageError
+    from harness_ext.core.errors import StageError
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     with pytest.raises(StageError, match="failed to start"):

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from harness_ext.errors import ConfigError, InputError, StageError
-from harness_ext.judging.mtbench import judge_mt_bench, judgment_path
-from harness_ext.judging.mtbench_show import load_judgments, summarize
+from harness_ext.core.errors import ConfigError, InputError, StageError
+from harness_ext.judge.mt_bench import judge_mt_bench, judgment_path
+from harness_ext.judge.mt_bench_show import load_judgments, summarize
 from tests.conftest import cli_env, run_cli
 from tests.judge2_fixtures import (
     INJECTION,
@@ -238,7 +238,7 @@ def test_cli_end_to_end_through_loopback_server(bench, tmp_path):
     from tests.openai_server import LoopbackServer, last_user_text
 
     def reply(body):
-        from harness_ext.records import ChatRequest, Turn
+        from harness_ext.core.records import ChatRequest, Turn
 
         msgs = tuple(Turn(m["role"], m["content"]) for m in body["messages"])
         assert last_user_text(body) == msgs[-1].content
@@ -296,7 +296,7 @@ def test_sigkilled_cli_run_resumes_without_losing_or_repeating_work(bench, tmp_p
     from tests.openai_server import LoopbackServer
 
     def reply(body):
-        from harness_ext.records import ChatRequest, Turn
+        from harness_ext.core.records import ChatRequest, Turn
 
         return mt_judge(ChatRequest(body["model"], tuple(Turn(m["role"], m["content"]) for m in body["messages"])))
 

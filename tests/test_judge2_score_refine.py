@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from harness_ext.errors import ConfigError, InputError, StageError
-from harness_ext.judging.quality import load_scoring_template, score_dataset
-from harness_ext.judging.refine import delimiters, refine_dataset
-from harness_ext.records import Example
+from harness_ext.core.errors import ConfigError, InputError, StageError
+from harness_ext.refine.quality import load_scoring_template, score_dataset
+from harness_ext.refine.introspect import delimiters, refine_dataset
+from harness_ext.core.records import Example
 from tests.conftest import cli_env, run_cli
 from tests.judge2_fixtures import INJECTION, ScriptedClient, write_jsonl
 
@@ -219,7 +219,7 @@ def test_score_cli_and_refine_through_loopback(data, tmp_path):
     from tests.openai_server import LoopbackServer
 
     def reply(body):
-        from harness_ext.records import ChatRequest, Turn
+        from harness_ext.core.records import ChatRequest, Turn
 
         req = ChatRequest(body["model"], tuple(Turn(m["role"], m["content"]) for m in body["messages"]))
         return refine_judge(req) if "[Answer begins]" in req.messages[1].content else score_judge(req)
@@ -231,7 +231,7 @@ def test_score_cli_and_refine_through_loopback(data, tmp_path):
         assert res.returncode == 0, res.stderr
         assert json.loads(res.stdout[: res.stdout.rindex("}") + 1])["scored"] == 3
         # refine through the same server with the real client in-process (one CLI start is enough)
-        from harness_ext.judging.client import make_client
+        from harness_ext.llm.client import make_client
 
         client = make_client("j", base_url=srv.base_url, api_key="sk-test-secret-999", cache_dir=tmp_path / "c")
         report = refine_dataset(data, tmp_path / "r", client, "j")
@@ -251,7 +251,7 @@ def test_score_with_local_judge_checkpoint(data, tmp_path, tiny_model_dir):
     (folder / "p.txt").write_text("{instruction}\n{input}\n{response}\nScore: [[N]]")
     (folder / "config.yaml").write_text("name: short\nsystem_prompt_file: s.txt\nprompt_template_file: p.txt\n"
                                         "max_tokens: 4\nscore_min: 1\nscore_max: 5\nscore_step: 0.5\n")
-    from harness_ext.judging.local import make_local_client
+    from harness_ext.llm.local import make_local_client
 
     client = make_local_client(tiny_model_dir, batch_size=4)
     report = score_dataset(data, tmp_path / "out", client, tiny_model_dir.name, template=folder)

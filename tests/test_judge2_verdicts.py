@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from harness_ext.judging import verdicts
-from harness_ext.judging.verdicts import block_problem, extract_block, parse_choice, parse_rating
+from harness_ext.judge import verdicts
+from harness_ext.judge.verdicts import block_problem, extract_block, parse_choice, parse_rating
 
 # FastChat's rules, to show the adversarial cases really break the naive parse.
 FASTCHAT_ONE_SCORE = re.compile(r"\[\[(\d+\.?\d*)\]\]")

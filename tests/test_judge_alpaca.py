@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from harness_ext.errors import ConfigError
-from harness_ext.judging.alpaca import alpaca_config_dir, alpaca_winrates
-from harness_ext.paths import judges_dir
+from harness_ext.core.errors import ConfigError
+from harness_ext.judge.alpaca_eval import alpaca_config_dir, alpaca_winrates
+from harness_ext.core.paths import judges_dir
 from tests.conftest import cli_env, run_cli
 from tests.openai_server import LoopbackServer, last_user_text
 
@@ -95,7 +95,7 @@ def test_alpaca_config_copy_and_errors(tmp_path):
 
 
 def test_alpaca_eval_failure_is_reported_as_its_exception_line():
-    from harness_ext.judging.alpaca import _last_error
+    from harness_ext.judge.alpaca_eval import _last_error
 
     tail = ('Traceback (most recent call last):\n  File "x.py", line 1, in <module>\n    raise APIConnectionError\n'
             'openai.APIConnectionError: Connection error.\n')

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from harness_ext.errors import ConfigError
-from harness_ext.judging.cache import ChatCache, request_key
-from harness_ext.judging.client import RetryPolicy, make_client
-from harness_ext.records import ChatClient, ChatRequest, Turn
+from harness_ext.core.errors import ConfigError
+from harness_ext.llm.cache import ChatCache, request_key
+from harness_ext.llm.client import RetryPolicy, make_client
+from harness_ext.core.records import ChatClient, ChatRequest, Turn
 from tests.conftest import ROOT, cli_env
 from tests.openai_server import LoopbackServer, last_user_text
 
@@ -159,8 +159,8 @@ def test_torn_cache_tail_is_skipped_and_isolated(tmp_path):
 
 _WORKER = textwrap.dedent("""
     import sys
-    from harness_ext.judging.client import make_client
-    from harness_ext.records import ChatRequest, Turn
+    from harness_ext.llm.client import make_client
+    from harness_ext.core.records import ChatRequest, Turn
     reqs = [ChatRequest("judge-m", (Turn("user", f"item {i}"),)) for i in range(int(sys.argv[3]))]
     out = make_client(base_url=sys.argv[1], api_key="k", cache_dir=sys.argv[2], concurrency=4).complete_many(reqs)
     print(sum(r.ok for r in out))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness_ext.errors import ConfigError, InputError
-from harness_ext.judging.outputs import load_outputs, match_outputs
-from harness_ext.judging.pairwise import load_template
+from harness_ext.core.errors import ConfigError, InputError
+from harness_ext.generate.outputs import load_outputs, match_outputs
+from harness_ext.judge.pairwise import load_template
 from tests.judge_helpers import pairwise_answers, write_outputs
 
 
@@ -70,7 +70,7 @@ def test_repeated_instruction_under_two_ids_matches_by_id(tmp_path):
     # The paper's WizardLM test copy asks one instruction twice (two ids); our outputs carry ids.
     import json
 
-    from harness_ext.judging.outputs import load_outputs, match_outputs
+    from harness_ext.generate.outputs import load_outputs, match_outputs
 
     def write(name, answers):
         p = tmp_path / name

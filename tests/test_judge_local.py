@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from harness_ext.errors import InputError
-from harness_ext.judging.local import make_local_client
-from harness_ext.judging.pairwise import judge_pairwise
-from harness_ext.records import ChatClient, ChatRequest, Turn
+from harness_ext.core.errors import InputError
+from harness_ext.llm.local import make_local_client
+from harness_ext.judge.pairwise import judge_pairwise
+from harness_ext.core.records import ChatClient, ChatRequest, Turn
 from tests.conftest import run_cli
 from tests.judge_helpers import outputs, write_outputs
 

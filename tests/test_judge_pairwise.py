@@ -7,10 +7,10 @@ from collections import Counter
 
 import pytest
 
-from harness_ext.errors import ConfigError, RequestsFailed
-from harness_ext.judging.client import RetryPolicy, make_client
-from harness_ext.judging.pairwise import judge_pairwise, load_template
-from harness_ext.records import ChatRequest, ChatResult
+from harness_ext.core.errors import ConfigError, RequestsFailed
+from harness_ext.llm.client import RetryPolicy, make_client
+from harness_ext.judge.pairwise import judge_pairwise, load_template
+from harness_ext.core.records import ChatRequest, ChatResult
 from tests.conftest import run_cli
 from tests.judge_helpers import outputs, pairwise_answers, quality_judge, write_outputs
 from tests.openai_server import LoopbackServer

@@ -6,8 +6,8 @@ import statistics
 
 import pytest
 
-from harness_ext.artifacts import sha256_file
-from harness_ext.errors import HarnessError, InputError
+from harness_ext.core.artifacts import sha256_file
+from harness_ext.core.errors import HarnessError, InputError
 from harness_ext.leaderboard import Leaderboard, add_results, read_results
 from tests import lb_fixtures as fx
 

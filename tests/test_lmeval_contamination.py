@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness_ext.contamination import check_contamination, normalize_words, word_ngrams
+from harness_ext.data.contamination import check_contamination, normalize_words, word_ngrams
 from tests.conftest import run_cli
 
 WIKIHOW = ("How to clean a cast iron pan. Rinse the pan with hot water while it is still warm, "

@@ -66,7 +66,7 @@ def _samples(folder: Path, task: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def lm_eval_run(tiny_model_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lmeval")
-    from harness_ext.lmeval_local import write_local_tasks
+    from harness_ext.evals.local_tasks import write_local_tasks
 
     # in-process, so later tests reuse the task index it builds (the CLI form is tested elsewhere)
     include = write_local_tasks(LOCAL_DATA, tmp / "tasks")
@@ -74,7 +74,7 @@ def lm_eval_run(tiny_model_dir, tmp_path_factory):
     # lm_eval resolves without the launcher; lm_eval accepts a YAML path in --tasks
     user_task = _user_qa_task(
         tmp, "user_len", [f"Say hello {i}." for i in range(3)], "hello",
-        "metric_list:\n  - metric: !function harness_ext.lmeval_metrics.gen_chars\n"
+        "metric_list:\n  - metric: !function harness_ext.evals.task_functions.gen_chars\n"
         "    aggregation: mean\n    higher_is_better: false\n",
     )
     out = tmp / "out"
@@ -115,7 +115,7 @@ def test_open_llm_suite_metrics_and_shots(lm_eval_run):
         assert res[task]["sample_len"] == 3
     assert results["group_subtasks"]["mmlu"] == ["mmlu_anatomy", "mmlu_astronomy"]
 
-    from harness_ext.lmeval import openllm_summary
+    from harness_ext.evals.runner import openllm_summary
 
     summary = openllm_summary(results)
     assert summary["n_tasks"] == 6 and summary["missing"] == []
@@ -158,7 +158,7 @@ def test_ifs_task_scores_with_the_tone_classifier(lm_eval_run, monkeypatch):
     results, folder = lm_eval_run
     samples = _samples(folder, "hx_ifs")
     monkeypatch.setenv("HARNESS_EXT_IFS_DATA", str(IFS_TRAIN))
-    from harness_ext.ifs import ifs_score, load_tone_classifier
+    from harness_ext.evals.ifs import ifs_score, load_tone_classifier
 
     clf = load_tone_classifier()
     instructions = [s["doc"]["instruction"] for s in samples]
@@ -188,7 +188,7 @@ def test_launcher_registers_length_metrics_for_any_task(tiny_model_dir, tmp_path
         "generation_kwargs:\n  until: ['\\n\\n']\n  max_gen_toks: 6\n"
         "metric_list:\n  - metric: hx_gen_chars\n  - metric: hx_gen_words\n",
     )
-    from harness_ext.lmeval import run_lm_eval
+    from harness_ext.evals.runner import run_lm_eval
 
     path = run_lm_eval(tiny_model_dir, [str(my_task), "hx_qmsum"], tmp_path / "out", limit=2, local_data=LOCAL_DATA,
                        extra_args=["--log_samples", "--apply_chat_template", "--gen_kwargs", "max_gen_toks=6"])

@@ -10,7 +10,7 @@ from tests.conftest import ROOT
 
 pytest.importorskip("sklearn")
 
-from harness_ext.ifs import (  # noqa: E402
+from harness_ext.evals.ifs import (  # noqa: E402
     ToneModel,
     ifs_score,
     load_tone_classifier,
@@ -18,7 +18,7 @@ from harness_ext.ifs import (  # noqa: E402
     read_instruction_rows,
     train_tone_classifier,
 )
-from harness_ext.records import ToneClassifier  # noqa: E402
+from harness_ext.core.records import ToneClassifier  # noqa: E402
 
 TRAIN = ROOT / "tests" / "fixtures" / "ifs_train.jsonl"
 
@@ -62,7 +62,7 @@ def test_training_is_reproducible():
 
 
 def test_classifier_is_cached_and_retrained_when_data_changes(tmp_path):
-    from harness_ext.paths import cache_dir
+    from harness_ext.core.paths import cache_dir
 
     data = tmp_path / "train.jsonl"
     data.write_text(TRAIN.read_text())
@@ -80,7 +80,7 @@ def test_classifier_is_cached_and_retrained_when_data_changes(tmp_path):
 
 
 def test_default_data_comes_from_the_environment_or_fails_clearly(monkeypatch, tmp_path):
-    from harness_ext.errors import ConfigError
+    from harness_ext.core.errors import ConfigError
 
     monkeypatch.setenv("HARNESS_EXT_IFS_DATA", str(tmp_path / "missing.jsonl"))
     with pytest.raises(ConfigError, match="missing.jsonl"):
@@ -103,7 +103,7 @@ def test_ifs_score_is_the_answer_like_share():
 
 
 def test_bad_training_rows_name_file_and_line(tmp_path):
-    from harness_ext.errors import InputError
+    from harness_ext.core.errors import InputError
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"instruction": "ok", "output": "fine"}) + "\n" + json.dumps({"prompt": "x"}) + "\n")

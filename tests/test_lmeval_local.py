@@ -7,12 +7,12 @@ import json
 import pytest
 import yaml
 
-from harness_ext.errors import ConfigError, InputError
+from harness_ext.core.errors import ConfigError, InputError
 from tests.conftest import ROOT, run_cli
 
 pytest.importorskip("lm_eval")
 
-from harness_ext.lmeval_local import MARKER, convert_qmsum, write_local_tasks  # noqa: E402
+from harness_ext.evals.local_tasks import MARKER, convert_qmsum, write_local_tasks  # noqa: E402
 
 
 def _data(tmp_path, task="hx_qmsum", split="validation"):
@@ -94,7 +94,7 @@ def test_real_qmsum_validation_converts(shared_data, tmp_path):
 @pytest.mark.slow
 def test_hx_qmsum_runs_on_real_qmsum(shared_data, tiny_model_dir, tmp_path):
     """Real QMSum meetings (converted to SCROLLS rows) through lm_eval with a tiny model."""
-    from harness_ext.lmeval import run_lm_eval
+    from harness_ext.evals.runner import run_lm_eval
 
     convert_qmsum(shared_data / "qmsum" / "val.jsonl", tmp_path / "data" / "hx_qmsum" / "validation.jsonl")
     path = run_lm_eval(tiny_model_dir, ["hx_qmsum"], tmp_path / "out", limit=2, local_data=tmp_path / "data",

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("rouge_score")
 
-from harness_ext.lmeval_metrics import (  # noqa: E402
+from harness_ext.evals.task_functions import (  # noqa: E402
     count_words,
     gen_chars,
     gen_words,
@@ -64,7 +64,7 @@ def test_summary_process_results_strips_and_scores():
 
 
 def test_qmsum_prompt_puts_the_query_last():
-    from harness_ext.lmeval_metrics import qmsum_prompt
+    from harness_ext.evals.task_functions import qmsum_prompt
 
     prompt = qmsum_prompt({"input": "What was decided?\n\nA: ship it .\n\nB: ok ."})
     assert prompt.startswith("A: ship it .\n\nB: ok .\n\nQuery: What was decided?\n")
@@ -73,7 +73,7 @@ def test_qmsum_prompt_puts_the_query_last():
 
 def test_scrolls_rows_sharing_an_input_are_merged():
     datasets = pytest.importorskip("datasets")
-    from harness_ext.lmeval_metrics import merge_scrolls_references
+    from harness_ext.evals.task_functions import merge_scrolls_references
 
     ds = datasets.Dataset.from_list([
         {"id": "a", "pid": "a1", "input": "doc one", "output": "sum 1"},
@@ -90,7 +90,7 @@ def test_length_metrics_register_with_lm_eval():
     pytest.importorskip("lm_eval")
     from lm_eval.api import registry
 
-    from harness_ext.lmeval_metrics import register_lm_eval_extensions
+    from harness_ext.evals.task_functions import register_lm_eval_extensions
 
     names = register_lm_eval_extensions()
     assert register_lm_eval_extensions() == names  # idempotent
@@ -101,8 +101,8 @@ def test_length_metrics_register_with_lm_eval():
 
 
 def test_token_count_needs_a_tokenizer(tiny_model_dir):
-    from harness_ext.errors import ConfigError
-    from harness_ext.lmeval_metrics import gen_tokens
+    from harness_ext.core.errors import ConfigError
+    from harness_ext.evals.task_functions import gen_tokens
 
     with pytest.raises(ConfigError, match="tokenizer"):
         gen_tokens(references=["r"], predictions=["abc"])

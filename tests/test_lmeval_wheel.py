@@ -53,7 +53,7 @@ def test_wheel_holds_tasks_and_tasks_dir_works_from_an_install(tmp_path):
     env["PYTHONPATH"] = str(site)
     probe = subprocess.run(
         [sys.executable, "-c",
-         "import harness_ext.lmeval as m; p = m.tasks_path(); print(p); "
+         "import harness_ext.evals.runner as m; p = m.tasks_path(); print(p); "
          "assert (p / 'openllm' / 'hx_openllm.yaml').is_file(); assert (p / 'longform' / '_hx_scrolls_template').is_file()"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness_ext.errors import ConfigError, InputError, StageError
-from harness_ext.experiment import describe_fields, load_experiment
-from harness_ext.pipeline import Pipeline, Stage
+from harness_ext.core.errors import ConfigError, InputError, StageError
+from harness_ext.pipeline.experiment import describe_fields, load_experiment
+from harness_ext.pipeline.stages import Pipeline, Stage
 
 
 def _pipeline(run_dir, data_file, calls, fail_in=None, cfg_value=1):
@@ -153,7 +153,7 @@ def _summary(first: float, second: float, agree: float) -> dict:
 
 
 def test_judge_caveats_conclude_from_the_runs_own_diagnostics():
-    from harness_ext.report import judge_caveats
+    from harness_ext.pipeline.report import judge_caveats
 
     biased = judge_caveats({"a vs b": _summary(0.05, 0.95, 0.1)}, local_judge=True)
     assert "1 (5%) unusable" in biased[0] and "win/tie/loss 3/5/2" in biased[0]

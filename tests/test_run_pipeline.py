@@ -134,8 +134,8 @@ def test_experiment_file_errors_are_one_line(tmp_path):
 
 def test_shipped_experiments_validate_and_list_their_stages(tmp_path):
     from harness_ext.commands.run import experiments_dir
-    from harness_ext.experiment import load_experiment
-    from harness_ext.experiment_check import check_experiment
+    from harness_ext.pipeline.experiment import load_experiment
+    from harness_ext.pipeline.check import check_experiment
 
     r = run_cli("run", "--list")
     names = [line.split()[0] for line in r.stdout.splitlines()]
@@ -195,7 +195,7 @@ def test_demo_quick_runs_offline_and_writes_the_report(tmp_path):
     # The checkpoint loads with plain transformers and carries its prompt format.
     from transformers import AutoModelForCausalLM
 
-    from harness_ext.formats import load_format
+    from harness_ext.llm.formats import load_format
 
     AutoModelForCausalLM.from_pretrained(out / "train" / "longest-k")
     assert load_format(out / "train" / "longest-k") == "chat-template"
@@ -323,8 +323,8 @@ def test_judge_stages_with_failed_requests_fail_unstamped_and_rerun_only_those(t
     _strict_json(run_dir / "report" / "leaderboard.json")
 
     # A run stamped by an earlier version with failures published (and no opt-in) is judged again.
-    from harness_ext.experiment import load_experiment
-    from harness_ext.runner import ExperimentRunner
+    from harness_ext.pipeline.experiment import load_experiment
+    from harness_ext.pipeline.runner import ExperimentRunner
 
     with LoopbackServer(reply) as srv:
         exp = _judge_experiment(tmp_path, tiny_model_dir, f"model: judge-2, base_url: {srv.base_url}, max_retries: 0")

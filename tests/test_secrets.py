@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from harness_ext.secrets import RedactingFilter, register, scrub
+from harness_ext.core.secrets import RedactingFilter, register, scrub
 from tests.conftest import cli_env, run_cli
 from tests.judge_helpers import outputs, quality_judge, write_outputs
 from tests.openai_server import LoopbackServer

@@ -8,10 +8,10 @@ import random
 
 import pytest
 
-from harness_ext.errors import ConfigError
-from harness_ext.selection import largest_remainder, select_to_dir
-from harness_ext.streaming import scan
-from harness_ext.units import make_unit
+from harness_ext.core.errors import ConfigError
+from harness_ext.selection.strategies import largest_remainder, select_to_dir
+from harness_ext.selection.scan import scan
+from harness_ext.selection.units import make_unit
 
 
 def pool_file(tmp_path, n=40, seed=0, name="pool.jsonl", sources=("a", "b", "c"), words=12):
@@ -159,7 +159,7 @@ def test_unknown_strategy_and_option(tmp_path):
 
 @pytest.mark.parametrize("mode", ["longest", "shortest"])
 def test_streaming_pruned_parallel_equals_plain_sort(tmp_path, mode, monkeypatch):
-    import harness_ext.streaming as streaming
+    import harness_ext.selection.scan as streaming
 
     monkeypatch.setattr(streaming, "BLOCK_ROWS", 50)  # many blocks, so thresholds go stale across workers
     rng = random.Random(7)

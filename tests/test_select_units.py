@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from harness_ext.errors import ConfigError
-from harness_ext.units import NltkWordsUnit, make_unit, measured_text, units_help
+from harness_ext.core.errors import ConfigError
+from harness_ext.selection.units import NltkWordsUnit, make_unit, measured_text, units_help
 
 DOC = "Good muffins cost $3.88\nin New York.  Please buy me\ntwo of them.\nThanks."
 

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from harness_ext.errors import InputError
+from harness_ext.core.errors import InputError
 from harness_ext.study.results import judge_agreement, read_judge_verdicts, win_rates
 from harness_ext.study.store import a_shown_first, open_study, read_pairs
 from tests.conftest import run_cli

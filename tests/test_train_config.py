@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness_ext.errors import ConfigError, InputError
+from harness_ext.core.errors import ConfigError, InputError
 from harness_ext.train import TrainConfig, load_preset
 from harness_ext.train.config import parse_overrides
 from tests.conftest import run_cli
@@ -116,7 +116,7 @@ def test_shipped_accelerate_configs_load():
     res = run_cli("train", "--accelerate-config", "deepspeed_zero3")
     ds = load_config_from_file(res.stdout.strip())
     assert ds.distributed_type == "DEEPSPEED" and ds.deepspeed_config["zero_stage"] == 3
-    from harness_ext.paths import resources_dir
+    from harness_ext.core.paths import resources_dir
 
     js = json.loads((resources_dir() / "accelerate" / "deepspeed_zero3.json").read_text())
     assert js["zero_optimization"]["stage"] == 3

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from harness_ext.errors import ConfigError
+from harness_ext.core.errors import ConfigError
 from harness_ext.train import train
 from tests.conftest import ROOT, cli_env, run_cli
 from tests.train_fixtures import (
@@ -26,9 +26,9 @@ def test_cli_train_writes_a_loadable_checkpoint_with_card(tmp_path, tiny_model_d
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness_ext.artifacts import sha256_file
-    from harness_ext.formats import load_format, resolve_format
-    from harness_ext.records import Turn
+    from harness_ext.core.artifacts import sha256_file
+    from harness_ext.llm.formats import load_format, resolve_format
+    from harness_ext.core.records import Turn
 
     data = write_examples(tmp_path / "sel" / "selected.jsonl", n=10)
     (tmp_path / "sel" / "report.json").write_text(json.dumps({"strategy": "longest", "kept": 10}))
@@ -68,7 +68,7 @@ def test_cli_train_writes_a_loadable_checkpoint_with_card(tmp_path, tiny_model_d
 
     # the same settings again (in-process: the CLI builds exactly this config): the finished run is kept
     from harness_ext.commands.train import build_config
-    from harness_ext.errors import InputError
+    from harness_ext.core.errors import InputError
     from harness_ext.train.plot import plot_runs
 
     stamp = (out / "model.safetensors").stat().st_mtime_ns
@@ -183,7 +183,7 @@ def test_ifs_callback_logs_scores_and_stops_on_plateau(tmp_path, tiny_model_dir)
 def test_ifs_generation_runs_without_noise_and_restores_training_mode(tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness_ext.formats import get_format
+    from harness_ext.llm.formats import get_format
     from harness_ext.train.callbacks import greedy_answers
     from harness_ext.train.neftune import NEFTune
 
@@ -207,12 +207,12 @@ def test_ifs_default_classifier_missing_module_is_a_clear_error(monkeypatch):
     real = importlib.import_module
 
     def fake_import(name, *a, **kw):
-        if name == "harness_ext.ifs":
-            raise ModuleNotFoundError("No module named 'harness_ext.ifs'", name="harness_ext.ifs")
+        if name == "harness_ext.evals.ifs":
+            raise ModuleNotFoundError("No module named 'harness_ext.evals.ifs'", name="harness_ext.evals.ifs")
         return real(name, *a, **kw)
 
     monkeypatch.setattr(importlib, "import_module", fake_import)
-    with pytest.raises(ConfigError, match="needs harness_ext.ifs"):
+    with pytest.raises(ConfigError, match="needs harness_ext.evals.ifs"):
         load_classifier("default")
     with pytest.raises(ConfigError, match="ifs_classifier='roberta'"):
         load_classifier("roberta")
@@ -222,7 +222,7 @@ def test_out_of_memory_becomes_a_hint_and_leaves_no_checkpoint(tmp_path, tiny_mo
     import torch
     from transformers import TrainerCallback
 
-    from harness_ext.errors import StageError
+    from harness_ext.core.errors import StageError
 
     class Boom(TrainerCallback):
         def on_step_begin(self, args, state, control, **kw):

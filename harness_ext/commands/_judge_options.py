@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from harness_ext.commands.judge import add_client_options, client_from_args, positive_int
-from harness_ext.records import ChatClient
+from harness_ext.core.records import ChatClient
 
 
 def add_client_args(parser: argparse.ArgumentParser) -> None:

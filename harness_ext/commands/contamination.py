@@ -27,8 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness_ext.artifacts import atomic_write_json
-    from harness_ext.contamination import check_contamination
+    from harness_ext.core.artifacts import atomic_write_json
+    from harness_ext.data.contamination import check_contamination
 
     report = check_contamination(args.train, args.eval, n=args.ngram)
     found = False

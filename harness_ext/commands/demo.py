@@ -22,16 +22,16 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def demo_config(quick: bool):
-    from harness_ext.experiment import load_experiment
-    from harness_ext.paths import resources_dir
+    from harness_ext.pipeline.experiment import load_experiment
+    from harness_ext.core.paths import resources_dir
 
     name = "demo-quick" if quick else "demo"
     return load_experiment(resources_dir() / "experiments" / f"{name}.yaml")
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness_ext.paths import resources_dir
-    from harness_ext.runner import ExperimentRunner
+    from harness_ext.core.paths import resources_dir
+    from harness_ext.pipeline.runner import ExperimentRunner
 
     cfg = demo_config(args.quick)
     out = args.out if not (args.quick and args.out == Path("runs/demo")) else Path("runs/demo-quick")

@@ -21,8 +21,8 @@ answers.log.jsonl (the resume log: rerun the same command to continue an interru
 
 
 def _epilog() -> str:
-    from harness_ext.length import LENGTH_PROMPTS
-    from harness_ext.suites import SUITES
+    from harness_ext.generate.length_prompts import LENGTH_PROMPTS
+    from harness_ext.generate.suites import SUITES
 
     lengths = "\n".join(f"  {k:<11} {v}" for k, v in LENGTH_PROMPTS.items())
     return (
@@ -112,9 +112,9 @@ def _backend_options(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from harness_ext.backends.hf import check_dtype
-    from harness_ext.generate import generate_suite
-    from harness_ext.records import SamplingParams
+    from harness_ext.generate.backends.hf import check_dtype
+    from harness_ext.generate.run import generate_suite
+    from harness_ext.core.records import SamplingParams
 
     check_dtype(args.dtype)
     params = SamplingParams(

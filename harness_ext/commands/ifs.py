@@ -29,9 +29,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness_ext.artifacts import atomic_write_json, provenance, sha256_file
-    from harness_ext.errors import InputError
-    from harness_ext.ifs import ifs_score, load_tone_classifier, read_instruction_rows
+    from harness_ext.core.artifacts import atomic_write_json, provenance, sha256_file
+    from harness_ext.core.errors import InputError
+    from harness_ext.evals.ifs import ifs_score, load_tone_classifier, read_instruction_rows
 
     rows = read_instruction_rows(args.generations, keep_empty=True)
     if not rows:

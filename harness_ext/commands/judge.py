@@ -70,7 +70,7 @@ def add_api_key_options(g: Any) -> None:
 
 def api_key_from_args(args: argparse.Namespace) -> str | None:
     """The key of --api-key-env VAR or --api-key; None lets the client read its default variables."""
-    from harness_ext.errors import ConfigError
+    from harness_ext.core.errors import ConfigError
 
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env)
@@ -85,13 +85,13 @@ def client_from_args(args: argparse.Namespace) -> tuple[Any, str]:
     """(ChatClient, judge model name) from the options of add_client_options."""
     import logging
 
-    from harness_ext.errors import ConfigError
+    from harness_ext.core.errors import ConfigError
 
     if not getattr(args, "verbose", False):  # one INFO line per HTTP request would bury the progress bar
         for name in ("httpx", "httpx2", "httpcore", "httpcore2"):
             logging.getLogger(name).setLevel(logging.WARNING)
     if args.local_judge:
-        from harness_ext.judging.local import make_local_client
+        from harness_ext.llm.local import make_local_client
 
         client = make_local_client(args.local_judge, batch_size=args.batch_size, cache_dir=args.cache_dir,
                                    use_cache=not args.no_cache)
@@ -100,7 +100,7 @@ def client_from_args(args: argparse.Namespace) -> tuple[Any, str]:
         raise ConfigError("--judge-model is required with an API judge.",
                           hint="pass --judge-model NAME (as served by the endpoint), or --local-judge PATH.")
     api_key = api_key_from_args(args)
-    from harness_ext.judging.client import make_client
+    from harness_ext.llm.client import make_client
 
     client = make_client(args.judge_model, base_url=args.base_url, api_key=api_key, cache_dir=args.cache_dir,
                          concurrency=args.concurrency, requests_per_minute=args.rpm, tokens_per_minute=args.tpm,

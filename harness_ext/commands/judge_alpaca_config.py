@@ -25,7 +25,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness_ext.judging.alpaca import alpaca_config_dir
+    from harness_ext.judge.alpaca_eval import alpaca_config_dir
 
     print(alpaca_config_dir(args.name, dest=args.dest, judge_model=args.judge_model))
     return 0

@@ -21,8 +21,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness_ext.artifacts import atomic_write_json, provenance
-    from harness_ext.judging.alpaca import alpaca_winrates
+    from harness_ext.core.artifacts import atomic_write_json, provenance
+    from harness_ext.judge.alpaca_eval import alpaca_winrates
 
     report = alpaca_winrates(args.annotations, n_boot=args.n_boot, seed=args.seed)
     report["provenance"] = provenance(stage="judge alpaca-winrate", seed=args.seed)

@@ -30,7 +30,7 @@ DESCRIPTION = HELP + "."
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    from harness_ext.scoring import RULES
+    from harness_ext.judge.scoring import RULES
 
     p.add_argument("--a", required=True, metavar="OUTPUTS_A", help="outputs of model A (the one reported)")
     p.add_argument("--b", required=True, metavar="OUTPUTS_B", help="outputs of model B (the baseline)")
@@ -49,9 +49,9 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from harness_ext.artifacts import require_files
-    from harness_ext.judging.pairwise import judge_pairwise
-    from harness_ext.scoring import RULES, check_n_boot
+    from harness_ext.core.artifacts import require_files
+    from harness_ext.judge.pairwise import judge_pairwise
+    from harness_ext.judge.scoring import RULES, check_n_boot
 
     RULES.get(args.rule)  # fail on a bad rule or resample count before any request is sent
     check_n_boot(args.n_boot)

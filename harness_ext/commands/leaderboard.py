@@ -142,8 +142,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from harness_ext.artifacts import atomic_write_text
-    from harness_ext.errors import ConfigError
+    from harness_ext.core.artifacts import atomic_write_text
+    from harness_ext.core.errors import ConfigError
     from harness_ext.leaderboard import render_csv, render_markdown
 
     fmt = args.format or {".json": "json", ".md": "markdown", ".csv": "csv"}.get(args.output.suffix.lower())
@@ -160,8 +160,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from harness_ext.artifacts import read_json
-    from harness_ext.errors import HarnessError
+    from harness_ext.core.artifacts import read_json
+    from harness_ext.core.errors import HarnessError
     from harness_ext.leaderboard.schema import schema_errors
 
     bad = 0
@@ -180,7 +180,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from harness_ext.errors import ConfigError
+    from harness_ext.core.errors import ConfigError
     from harness_ext.leaderboard import PLOTS, render_html
 
     plots = PLOTS if args.plots == "all" else tuple(p.strip() for p in args.plots.split(",") if p.strip())

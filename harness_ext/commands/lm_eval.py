@@ -65,13 +65,13 @@ def _output_path(argv: list[str]) -> Path | None:
 def run(args: argparse.Namespace) -> int:
     import tempfile
 
-    from harness_ext.lmeval import newest_results, now, run_lm_eval_cli, write_openllm_summary
+    from harness_ext.evals.runner import newest_results, now, run_lm_eval_cli, write_openllm_summary
 
     argv: list[str] = list(args.lm_eval_args)
     started = now()
     if args.local_data is not None:
-        from harness_ext.errors import ConfigError
-        from harness_ext.lmeval_local import write_local_tasks
+        from harness_ext.core.errors import ConfigError
+        from harness_ext.evals.local_tasks import write_local_tasks
 
         if any(a == "--include_path" or a.startswith("--include_path=") for a in argv):
             raise ConfigError("--local-data and --include_path cannot be combined (lm_eval takes one include path).",

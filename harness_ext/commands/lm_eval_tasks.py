@@ -31,14 +31,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness_ext.errors import ConfigError
-    from harness_ext.lmeval import tasks_path
+    from harness_ext.core.errors import ConfigError
+    from harness_ext.evals.runner import tasks_path
 
     if args.qmsum_original is not None:
         if args.local_data is None:
             raise ConfigError("--qmsum-original needs --local-data DIR to write into.",
                               hint="add --local-data DIR (the rows go to DIR/hx_qmsum/validation.jsonl).")
-        from harness_ext.lmeval_local import convert_qmsum
+        from harness_ext.evals.local_tasks import convert_qmsum
 
         dst = args.local_data / "hx_qmsum" / "validation.jsonl"
         print(f"{convert_qmsum(args.qmsum_original, dst)} QMSum queries -> {dst}")
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if args.local_data is None or args.out is None:
         raise ConfigError("--local-data and --out go together.",
                           hint="pass both, or neither to print the tasks folder.")
-    from harness_ext.lmeval_local import write_local_tasks
+    from harness_ext.evals.local_tasks import write_local_tasks
 
     print(write_local_tasks(args.local_data, args.out))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness_ext.artifacts import to_json
+from harness_ext.core.artifacts import to_json
 from harness_ext.commands._judge_options import add_client_args, build_client
 
 HELP = "MT-Bench: judge answers with FastChat's prompts (single or pairwise-baseline) and show results"
@@ -56,8 +56,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _judge(args: argparse.Namespace) -> int:
-    from harness_ext.judging.mtbench import judge_mt_bench
-    from harness_ext.judging.mtbench_show import render
+    from harness_ext.judge.mt_bench import judge_mt_bench
+    from harness_ext.judge.mt_bench_show import render
 
     client, judge_model = build_client(args)
     report = judge_mt_bench(
@@ -73,14 +73,14 @@ def _judge(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from harness_ext.judging.mtbench_show import load_judgments, render, summarize
+    from harness_ext.judge.mt_bench_show import load_judgments, render, summarize
 
     records = load_judgments(args.judgment_file, args.question_file)
     if args.model_list:
         keep = set(args.model_list) | ({args.baseline_model} if args.baseline_model else set())
         records = [r for r in records if r.get("model", r.get("model_1")) in keep]
         if not records:
-            from harness_ext.errors import ConfigError
+            from harness_ext.core.errors import ConfigError
 
             raise ConfigError(f"no judgments for models {', '.join(args.model_list)} in {args.judgment_file}.",
                               hint="check the model ids (run without --model-list to see all).")

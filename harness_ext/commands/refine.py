@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness_ext.artifacts import to_json
+from harness_ext.core.artifacts import to_json
 from harness_ext.commands._judge_options import add_client_args, build_client
 
 HELP = "rewrite each selected answer with an LLM that first critiques it (introspection refinement)"
@@ -34,8 +34,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness_ext.artifacts import require_files
-    from harness_ext.judging.refine import refine_dataset
+    from harness_ext.core.artifacts import require_files
+    from harness_ext.refine.introspect import refine_dataset
 
     if not str(args.data).startswith("hf:"):  # a missing input is reported before credentials are asked for
         require_files(args.data)

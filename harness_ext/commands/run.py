@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness_ext.paths import resources_dir
+from harness_ext.core.paths import resources_dir
 
 HELP = "run an experiment file: select -> refine -> train -> generate -> judge/lm_eval -> leaderboard"
 DESCRIPTION = (
@@ -22,7 +22,7 @@ def experiments_dir() -> Path:
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    from harness_ext.experiment import describe_fields
+    from harness_ext.pipeline.experiment import describe_fields
 
     p.epilog = "experiment file keys:\n" + describe_fields()
     p.add_argument("experiment", nargs="?", help="experiment YAML file, or the name of a shipped one")
@@ -34,7 +34,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def resolve_experiment(arg: str) -> Path:
-    from harness_ext.errors import ConfigError, did_you_mean
+    from harness_ext.core.errors import ConfigError, did_you_mean
 
     path = Path(arg)
     if path.exists():
@@ -49,7 +49,7 @@ def resolve_experiment(arg: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness_ext.errors import ConfigError
+    from harness_ext.core.errors import ConfigError
 
     if args.list:
         for p in sorted(experiments_dir().glob("*.yaml")):
@@ -61,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.experiment:
         raise ConfigError("no experiment given.", hint="harness-ext run FILE.yaml (or --list)")
-    from harness_ext.experiment import ExperimentError, read_experiment
-    from harness_ext.experiment_check import check_experiment
-    from harness_ext.runner import ExperimentRunner
+    from harness_ext.pipeline.experiment import ExperimentError, read_experiment
+    from harness_ext.pipeline.check import check_experiment
+    from harness_ext.pipeline.runner import ExperimentRunner
 
     path = resolve_experiment(args.experiment)
     cfg, problems, lines = read_experiment(path)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness_ext.artifacts import to_json
-from harness_ext.errors import InputError
+from harness_ext.core.artifacts import to_json
+from harness_ext.core.errors import InputError
 
 HELP = "select training examples (longest-k, baselines) from an instruction dataset"
 DESCRIPTION = """Select examples from an instruction dataset and write them, with a report, to --out.
@@ -27,14 +27,14 @@ DEMO_K = 50
 
 def default_data() -> Path:
     """The bundled demo dataset, used when --data is not given."""
-    from harness_ext.paths import resources_dir
+    from harness_ext.core.paths import resources_dir
 
     return resources_dir() / "demo" / "instructions.jsonl"
 
 
 def _epilog() -> str:
-    from harness_ext.selection import strategies_help
-    from harness_ext.units import units_help
+    from harness_ext.selection.strategies import strategies_help
+    from harness_ext.selection.units import units_help
 
     return f"strategies:\n{strategies_help()}\n\nunits (--unit):\n{units_help()}"
 
@@ -74,7 +74,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness_ext.selection import select_to_dir
+    from harness_ext.selection.strategies import select_to_dir
 
     data, k = args.data, args.k
     if data is None:

@@ -62,7 +62,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from harness_ext.artifacts import atomic_write_jsonl
+    from harness_ext.core.artifacts import atomic_write_jsonl
     from harness_ext.study.store import open_study
 
     store = open_study(args.db)
@@ -73,8 +73,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _results(args: argparse.Namespace) -> int:
-    from harness_ext.artifacts import atomic_write_json, provenance, sha256_file
-    from harness_ext.errors import ConfigError, InputError
+    from harness_ext.core.artifacts import atomic_write_json, provenance, sha256_file
+    from harness_ext.core.errors import ConfigError, InputError
     from harness_ext.study.results import format_results, judge_agreement, read_judge_verdicts, win_rates
     from harness_ext.study.store import open_study
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness_ext.errors import ConfigError
+from harness_ext.core.errors import ConfigError
 
 HELP = "fine-tune a model on selected data (SFT + NEFTune; resumable)"
 DESCRIPTION = (
@@ -76,7 +76,7 @@ def build_config(preset: str | None, config_file: Path | None, overrides: list[s
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness_ext.paths import resources_dir
+    from harness_ext.core.paths import resources_dir
 
     if args.accelerate_config:
         print(resources_dir() / "accelerate" / f"{args.accelerate_config}.yaml")

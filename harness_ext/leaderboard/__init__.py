@@ -15,14 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness_ext.artifacts import atomic_write_text, staged_dir
-from harness_ext.errors import ConfigError, InputError, did_you_mean
+from harness_ext.core.artifacts import atomic_write_text, staged_dir
+from harness_ext.core.errors import ConfigError, InputError, did_you_mean
 from harness_ext.leaderboard.importers import IMPORTERS, detect_kind, read_results
 from harness_ext.leaderboard.merge import Conflict, MergeConflictError, merge_boards, merge_into
 from harness_ext.leaderboard.model import Entry, Leaderboard, Metric, Provenance
 from harness_ext.leaderboard.plots import PLOTS, make_plots
 from harness_ext.leaderboard.render import render_csv, render_html_page, render_markdown, render_text
-from harness_ext.paths import leaderboards_dir
+from harness_ext.core.paths import leaderboards_dir
 
 __all__ = [
     "IMPORTERS", "PLOTS", "Conflict", "Entry", "Leaderboard", "MergeConflictError", "Metric", "Provenance",

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness_ext.artifacts import iter_jsonl, read_json, sha256_file
-from harness_ext.errors import ConfigError, InputError
+from harness_ext.core.artifacts import iter_jsonl, read_json, sha256_file
+from harness_ext.core.errors import ConfigError, InputError
 from harness_ext.leaderboard.model import Metric, Provenance, today
-from harness_ext.registry import Registry
+from harness_ext.core.registry import Registry
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness_ext.errors import ConfigError, HarnessError
+from harness_ext.core.errors import ConfigError, HarnessError
 from harness_ext.leaderboard.model import Entry, Leaderboard
 
 PREFER = ("existing", "incoming")

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from harness_ext.artifacts import atomic_write_json, provenance, read_json
-from harness_ext.errors import InputError
+from harness_ext.core.artifacts import atomic_write_json, provenance, read_json
+from harness_ext.core.errors import InputError
 from harness_ext.leaderboard.schema import SCHEMA_VERSION, validate_document
 
 SUITES = ("pairwise", "alpaca_eval", "mt_bench", "open_llm", "lm_eval", "rouge", "ifs", "length", "human")

@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from harness_ext.artifacts import read_json
-from harness_ext.errors import InputError
+from harness_ext.core.artifacts import read_json
+from harness_ext.core.errors import InputError
 from harness_ext.leaderboard.importers import IMPORTERS, Source, _num
 from harness_ext.leaderboard.model import Metric, Provenance
 

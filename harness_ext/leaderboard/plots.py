@@ -12,8 +12,8 @@ from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 
-from harness_ext.artifacts import atomic_write_bytes, iter_jsonl
-from harness_ext.errors import InputError
+from harness_ext.core.artifacts import atomic_write_bytes, iter_jsonl
+from harness_ext.core.errors import InputError
 from harness_ext.leaderboard.model import Leaderboard
 
 COLORS = {"win": "#4881b8", "tie": "#9fc3e0", "loss": "#e8a37c"}
@@ -193,7 +193,7 @@ def plot_mt_bench_radar(board: Leaderboard, path: Path) -> Path | None:
 def make_plots(board: Leaderboard, out_dir: Path, plots: tuple[str, ...] | list[str] = PLOTS,
                loss_logs: Mapping[str, str | Path] | None = None) -> list[Path]:
     """Write every requested plot the board has data for into out_dir; return the files written."""
-    from harness_ext.errors import unknown
+    from harness_ext.core.errors import unknown
 
     for name in plots:
         if name not in PLOTS:

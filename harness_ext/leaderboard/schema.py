@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness_ext.errors import InputError, did_you_mean
-from harness_ext.paths import resources_dir
+from harness_ext.core.errors import InputError, did_you_mean
+from harness_ext.core.paths import resources_dir
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = "leaderboard.schema.json"

@@ -6,8 +6,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from harness_ext.artifacts import iter_jsonl
-from harness_ext.errors import InputError
+from harness_ext.core.artifacts import iter_jsonl
+from harness_ext.core.errors import InputError
 
 OUTCOMES = ("win", "tie", "loss")
 

@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from harness_ext.artifacts import to_json
-from harness_ext.paths import resources_dir
+from harness_ext.core.artifacts import to_json
+from harness_ext.core.paths import resources_dir
 from harness_ext.study.store import Store, a_shown_first
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness_ext.artifacts import iter_jsonl
-from harness_ext.errors import InputError
+from harness_ext.core.artifacts import iter_jsonl
+from harness_ext.core.errors import InputError
 
 PAIR_FIELDS = ("id", "instruction", "response_a", "model_a", "response_b", "model_b")
 CHOICES = ("a", "b", "tie")

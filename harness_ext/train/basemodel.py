@@ -15,9 +15,9 @@ import os
 import re
 from pathlib import Path
 
-from harness_ext.artifacts import atomic_write_json, provenance, staged_dir
-from harness_ext.errors import HarnessError, InputError
-from harness_ext.paths import cache_dir
+from harness_ext.core.artifacts import atomic_write_json, provenance, staged_dir
+from harness_ext.core.errors import HarnessError, InputError
+from harness_ext.core.paths import cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness_ext.artifacts import AppendLog, atomic_write_jsonl, read_jsonl
-from harness_ext.errors import InputError
-from harness_ext.records import ToneClassifier, Turn
+from harness_ext.core.artifacts import AppendLog, atomic_write_jsonl, read_jsonl
+from harness_ext.core.errors import InputError
+from harness_ext.core.records import ToneClassifier, Turn
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def make_log_callback(train_log: TrainLog):
 
 def load_instructions(path: str | Path | None) -> list[str]:
     """IFS instructions: one per line of a text file, or JSONL rows with 'instruction'."""
-    from harness_ext.paths import resources_dir
+    from harness_ext.core.paths import resources_dir
 
     path = Path(path) if path else resources_dir() / "ifs_instructions.txt"
     if not path.is_file():
@@ -96,21 +96,21 @@ def load_instructions(path: str | Path | None) -> list[str]:
 
 
 def load_classifier(name: str) -> ToneClassifier:
-    """The response-tone classifier called `name` ('default': harness_ext.ifs.load_tone_classifier)."""
+    """The response-tone classifier called `name` ('default': harness_ext.evals.ifs.load_tone_classifier)."""
     import importlib
 
-    from harness_ext.errors import ConfigError
+    from harness_ext.core.errors import ConfigError
 
     if name != "default":
         raise ConfigError(f"ifs_classifier='{name}' is unknown.",
                           hint="use 'default', or pass a classifier object to train(..., tone_classifier=...).")
     try:
-        ifs = importlib.import_module("harness_ext.ifs")
+        ifs = importlib.import_module("harness_ext.evals.ifs")
     except ImportError as exc:
-        if (getattr(exc, "name", "") or "") != "harness_ext.ifs":
-            raise  # harness_ext.ifs exists but one of its own imports failed: keep that error
+        if (getattr(exc, "name", "") or "") != "harness_ext.evals.ifs":
+            raise  # harness_ext.evals.ifs exists but one of its own imports failed: keep that error
         raise ConfigError(
-            "ifs_classifier='default' needs harness_ext.ifs (the response-tone classifier of the lm-eval "
+            "ifs_classifier='default' needs harness_ext.evals.ifs (the response-tone classifier of the lm-eval "
             "tasks), which this installation does not have.",
             hint="set ifs_every=0, or pass a classifier object to train(..., tone_classifier=...).",
         ) from None

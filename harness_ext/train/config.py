@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness_ext.errors import ConfigError, InputError, did_you_mean
+from harness_ext.core.errors import ConfigError, InputError, did_you_mean
 
 NEFTUNE_SCALINGS = ("reference", "hf")
 OVERLENGTH_POLICIES = ("truncate", "drop")
@@ -86,7 +86,7 @@ class TrainConfig:
     ifs_every: int = _f(
         0, "Measure the Instruction Following Score (arXiv 2307.03692) every this many steps (0: off)."
     )
-    ifs_classifier: str = _f("default", "Response-tone classifier for IFS: 'default' loads harness_ext.ifs.")
+    ifs_classifier: str = _f("default", "Response-tone classifier for IFS: 'default' loads harness_ext.evals.ifs.")
     ifs_instructions: str | None = _f(
         None, "File with the IFS instructions (one per line, or JSONL with 'instruction'); null: bundled list."
     )

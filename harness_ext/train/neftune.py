@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness_ext.errors import ConfigError
+from harness_ext.core.errors import ConfigError
 
 
 def token_lengths(mask, position_ids=None):

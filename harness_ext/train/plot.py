@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness_ext.artifacts import atomic_write_bytes
-from harness_ext.errors import ConfigError, InputError, did_you_mean
+from harness_ext.core.artifacts import atomic_write_bytes
+from harness_ext.core.errors import ConfigError, InputError, did_you_mean
 from harness_ext.train.callbacks import LOG_FILE, read_log
 
 

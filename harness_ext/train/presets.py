@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness_ext.errors import unknown
+from harness_ext.core.errors import unknown
 from harness_ext.train.config import TrainConfig
 
 LLAMA2_7B = "meta-llama/Llama-2-7b-hf"

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness_ext.artifacts import (
+from harness_ext.core.artifacts import (
     atomic_write_json,
     atomic_write_text,
     provenance,
@@ -24,8 +24,8 @@ from harness_ext.artifacts import (
     sha256_file,
     stable_hash,
 )
-from harness_ext.errors import ConfigError, InputError, StageError
-from harness_ext.records import ToneClassifier
+from harness_ext.core.errors import ConfigError, InputError, StageError
+from harness_ext.core.records import ToneClassifier
 from harness_ext.train.basemodel import resolve_base_model
 from harness_ext.train.callbacks import (
     LOG_FILE,
@@ -173,7 +173,7 @@ def _load_model(base: Path, config: TrainConfig):
     if getattr(model, "generation_config", None) is None:
         model.generation_config = GenerationConfig.from_model_config(model.config)
     if config.lora:
-        from harness_ext.errors import require
+        from harness_ext.core.errors import require
 
         peft = require("peft", extra="train", purpose="LoRA training")
         targets: Any = config.lora_target_modules
@@ -279,7 +279,7 @@ def _train(config: TrainConfig, data: Path, data_sha: str, out: Path, key: str,
     from datasets import Dataset
     from transformers.trainer_utils import get_last_checkpoint
 
-    from harness_ext.formats import get_format
+    from harness_ext.llm.formats import get_format
     from harness_ext.train.neftune import NEFTune
 
     ckpt_root = out / CHECKPOINTS
@@ -351,7 +351,7 @@ def _train(config: TrainConfig, data: Path, data_sha: str, out: Path, key: str,
 def _save_final(trainer, tokenizer, config: TrainConfig, out: Path, data: Path, data_sha: str, key: str,
                 base: Path, data_report: dict[str, Any], summary: dict[str, Any], is_main: bool) -> None:
     """Write the checkpoint into a sibling folder and move it into `out` only when complete."""
-    from harness_ext.formats import save_format
+    from harness_ext.llm.formats import save_format
 
     tmp = out / ".final.partial"  # a fixed name: every rank of a distributed run must agree on it
     if is_main and tmp.exists():

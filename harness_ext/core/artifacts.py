@@ -1,0 +1,272 @@
+"""Reading and writing the files stages exchange: atomic writes, JSON/JSONL with line-precise
+errors, content hashes, provenance, and append-only logs that resume after a crash.
+
+Every JSON writer here emits strict JSON (RFC 8259): a NaN or infinite float, which strict
+parsers reject, is written as null.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from harness_ext import __version__
+from harness_ext.core.errors import InputError
+
+# ---------------------------------------------------------------- hashing
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def stable_hash(obj: Any) -> str:
+    """sha256 of the canonical JSON of `obj` (sorted keys, no whitespace)."""
+    return sha256_text(json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str))
+
+
+# ---------------------------------------------------------------- atomic writes
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write `data` to `path` via a temp file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # name the file the user asked for, not our temp name
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    try:
+        # mkstemp creates 0600 files; give the result the mode a plain open() would (umask applies).
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _finite(obj: Any) -> Any:
+    """`obj` with every NaN / infinite float (at any depth of dicts, lists, tuples) replaced by None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def to_json(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON text of `obj`: NaN and +-Infinity become null (json.dumps would write bare
+    NaN / Infinity); objects JSON cannot encode are written as their str()."""
+    kw: dict[str, Any] = {"indent": indent, "ensure_ascii": False, "default": str, "allow_nan": False}
+    try:
+        return json.dumps(obj, **kw)
+    except ValueError:  # a non-finite float somewhere: the rare case pays for the extra pass
+        return json.dumps(_finite(obj), **kw)
+
+
+def dumps_json(obj: Any, indent: int | None = 2) -> str:
+    return to_json(obj, indent) + "\n"
+
+
+def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
+    return atomic_write_text(path, dumps_json(obj, indent))
+
+
+def atomic_write_jsonl(path: str | Path, rows: Iterable[Any]) -> Path:
+    lines = [to_json(r) for r in rows]
+    return atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+@contextlib.contextmanager
+def staged_dir(out: str | Path) -> Iterator[Path]:
+    """Build a whole output folder in a sibling temp folder; move it into place only on success.
+
+    Files already in `out` that the stage does not rewrite are kept. On failure nothing in `out`
+    changes and the temp folder is removed, so no half-written output is left behind.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    except OSError as exc:  # name the folder the user asked for, not our temp name
+        raise OSError(exc.errno, exc.strerror, str(out)) from exc
+    try:
+        yield tmp
+        out.mkdir(parents=True, exist_ok=True)
+        for item in sorted(tmp.rglob("*")):
+            if item.is_file():
+                dest = out / item.relative_to(tmp)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(item, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _read_text(path: Path) -> str:
+    require_files(path)
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"invalid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}).",
+            path=path,
+            line=line,
+            hint="re-save the file as UTF-8.",
+        ) from None
+
+
+def require_files(*paths: str | Path) -> None:
+    """Raise the same clear InputError `read_json` would for the first path that is not a file."""
+    for p in paths:
+        p = Path(p)
+        if not p.is_file():
+            raise InputError("file not found." if not p.exists() else "is a folder, expected a file.", path=p,
+                             hint="check the path (relative paths are resolved from the current folder).")
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file; errors name the file, line and column."""
+    path = Path(path)
+    text = _read_text(path)
+    if not text.strip():
+        raise InputError("file is empty.", path=path, hint="point at a file with data.")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"malformed JSON at column {exc.colno}: {exc.msg}.", path=path, line=exc.lineno,
+            hint="fix the JSON (a JSONL file should have a .jsonl extension).",
+        ) from None
+
+
+def iter_jsonl(path: str | Path, *, allow_truncated_tail: bool = False) -> Iterator[tuple[int, Any]]:
+    """Yield (line_number, value) for each non-blank line of a JSONL file.
+
+    `allow_truncated_tail` tolerates a final line without a newline that does not parse: what a
+    writer killed mid-line leaves behind in an append-only log. Anything else malformed raises.
+    """
+    path = Path(path)
+    text = _read_text(path)
+    lines = text.split("\n")
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield i, json.loads(line)
+        except json.JSONDecodeError as exc:
+            is_tail = i == len(lines) and not text.endswith("\n")
+            if allow_truncated_tail and is_tail:
+                return
+            raise InputError(
+                f"malformed JSON line (column {exc.colno}: {exc.msg}).", path=path, line=i,
+                hint="fix or delete that line; each line must be one JSON value.",
+            ) from None
+
+
+def read_jsonl(path: str | Path, **kw: Any) -> list[Any]:
+    return [v for _, v in iter_jsonl(path, **kw)]
+
+
+class AppendLog:
+    """An append-only JSONL file that survives SIGKILL: each record is one flushed, fsynced line.
+
+    On open, a torn last line (from a killed writer) is cut off so later appends stay parseable.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            data = self.path.read_bytes()
+            if data and not data.endswith(b"\n"):
+                keep = data.rfind(b"\n") + 1
+                with open(self.path, "r+b") as f:
+                    f.truncate(keep)
+        self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open for appends
+
+    def records(self) -> list[Any]:
+        return read_jsonl(self.path) if self.path.stat().st_size else []
+
+    def append(self, record: Any) -> None:
+        self._f.write(to_json(record) + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> AppendLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------- provenance
+
+
+def git_hash(start: str | Path | None = None) -> str | None:
+    """The commit of the checkout this package runs from, if any (None for wheel installs)."""
+    where = Path(start) if start else Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def provenance(**extra: Any) -> dict[str, Any]:
+    """The provenance block every output records: version, git commit, python, time, plus `extra`."""
+    info: dict[str, Any] = {
+        "package": "harness-ext",
+        "version": __version__,
+        "git_commit": git_hash(),
+        "python": platform.python_version(),
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    info.update(extra)
+    return info

@@ -1,0 +1,257 @@
+"""One pass over a data file: parse, validate, measure, and keep the top k (or everything).
+
+The pass streams: a JSONL file is read line by line and handed to worker processes in blocks, so
+memory stays bounded by the block window plus the k kept examples, whatever the file size.
+For longest-k (shortest-k) the parent keeps a min-heap of the best k so far; its worst length is
+sent with every block as a threshold, and a worker skips the exact count of any example whose
+cheap upper (lower) bound proves it cannot beat that threshold. The threshold a worker sees can only
+be older, hence lower (higher), than the current one, so pruning stays exact. Pruning is strict
+(bound < threshold), so every example whose length equals the final cutoff is measured and ties at
+the cutoff are counted exactly. Ties are broken by original row order (lower row first).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import multiprocessing as mp
+import os
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness_ext.data.loaders import (
+    RowConverter,
+    check_file,
+    detect_format,
+    is_jsonl,
+    iter_jsonl_lines,
+    iter_raw_rows,
+    parse_jsonl_line,
+)
+from harness_ext.core.errors import ConfigError, HarnessError, InputError
+from harness_ext.core.records import Example
+from harness_ext.selection.units import Unit, make_unit, measured_text
+
+BLOCK_ROWS = 512
+BLOCK_BYTES = 4 << 20
+PARALLEL_MIN_BYTES = 8 << 20
+
+
+@dataclass
+class ScanResult:
+    """What one pass saw: kept (example, length) pairs, length histogram, and counted drops."""
+
+    kept: list[tuple[Example, int]]
+    lengths: Counter[int] = field(default_factory=Counter)
+    drops: Counter[str] = field(default_factory=Counter)
+    sources: Counter[str] = field(default_factory=Counter)
+    rows_read: int = 0
+    pool: int = 0
+    pruned: int = 0
+    fmt: str = "auto"
+    workers: int = 1
+
+
+@dataclass
+class _Job:
+    where: str
+    fmt: str
+    source_field: str | None
+    strict: bool
+    unit_spec: str
+    count_on: str
+    mode: str  # "longest", "shortest" or "all"
+    prune: bool
+    dedup: bool
+
+
+_STATE: dict[str, Any] = {}
+
+
+def _init_worker(job: _Job) -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _STATE["job"] = job
+    _STATE["unit"] = make_unit(job.unit_spec)
+
+
+def _process(block: list[tuple[int, int | None, Any]], threshold: int | None) -> Any:
+    """Worker side: rows -> (row, key or None when pruned, example or None, digest) + drops."""
+    job: _Job = _STATE["job"]
+    unit: Unit = _STATE["unit"]
+    conv = RowConverter(job.where, job.fmt, job.source_field, job.strict)
+    sign = -1 if job.mode == "shortest" else 1
+    use_bound = job.prune and threshold is not None and (
+        unit.has_upper_bound if sign == 1 else unit.has_lower_bound)
+    out: list[tuple[int, int | None, Example | None, bytes | None, str]] = []
+    to_measure: list[int] = []
+    texts: list[str] = []
+    # Without dedup, pruned rows travel back as counts only (row order does not matter for them).
+    pruned = 0
+    pruned_sources: Counter[str] = Counter()
+    where = Path(job.where)
+    for row, line, payload in block:
+        value = parse_jsonl_line(payload, where, line or 0) if isinstance(payload, bytes) else payload
+        ex = conv.convert(value, row, line)
+        if ex is None:
+            continue
+        digest = hashlib.blake2b(f"{ex.instruction}\x00{ex.input}".encode(), digest_size=16).digest() \
+            if job.dedup else None
+        text = measured_text(ex.instruction, ex.input, ex.response, job.count_on)
+        if use_bound:
+            bound = unit.upper_bound(text) if sign == 1 else -unit.lower_bound(text)
+            if bound < threshold:  # type: ignore[operator]
+                if job.dedup:
+                    out.append((row, None, None, digest, ex.source))
+                else:
+                    pruned += 1
+                    pruned_sources[ex.source] += 1
+                continue
+        out.append((row, 0, ex, digest, ex.source))
+        to_measure.append(len(out) - 1)
+        texts.append(text)
+    counts = unit.count_many(texts)
+    for i, n in zip(to_measure, counts, strict=True):
+        row, _, ex, digest, source = out[i]
+        key = sign * n
+        # Only examples that could still enter the heap travel back whole.
+        keep_ex = job.mode == "all" or threshold is None or key >= threshold
+        out[i] = (row, key, ex if keep_ex else None, digest, source)
+    return ("ok", out, conv.drops, conv.rows_read, pruned, pruned_sources)
+
+
+def _process_safe(block: list[tuple[int, int | None, Any]], threshold: int | None) -> Any:
+    """Pool side of `_process`: user errors travel back as data (they may not unpickle)."""
+    try:
+        return _process(block, threshold)
+    except HarnessError as exc:
+        return ("error", type(exc).__name__, str(exc))
+
+
+def _rebuild_error(name: str, text: str) -> HarnessError:
+    cls = {"InputError": InputError, "ConfigError": ConfigError}.get(name, HarnessError)
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, text)
+    exc.message, exc.hint = text, None
+    return exc
+
+
+def _blocks(data: str | Path, where: str) -> Iterator[list[tuple[int, int | None, Any]]]:
+    """Rows in blocks; JSONL lines stay raw bytes so parsing happens in the workers."""
+    block: list[tuple[int, int | None, Any]] = []
+    size = 0
+    if not (isinstance(data, str) and data.startswith("hf:")) and is_jsonl(Path(data)) \
+            and Path(data).suffix.lower() != ".parquet":
+        for row, line, raw in iter_jsonl_lines(Path(data)):
+            block.append((row, line, raw))
+            size += len(raw)
+            if len(block) >= BLOCK_ROWS or size >= BLOCK_BYTES:
+                yield block
+                block, size = [], 0
+    else:
+        for item in iter_raw_rows(data):
+            block.append(item)
+            if len(block) >= BLOCK_ROWS:
+                yield block
+                block = []
+    if block:
+        yield block
+
+
+def _peek_format(data: str | Path, fmt: str) -> str:
+    """Fix an 'auto' format from the first row that has a recognisable shape."""
+    if fmt != "auto":
+        return fmt
+    for i, (_row, _line, value) in enumerate(iter_raw_rows(data)):
+        shape = detect_format(value)
+        if shape is not None:
+            return shape
+        if i >= 1000:
+            break
+    return "auto"
+
+
+def scan(data: str | Path, *, unit: str, count_on: str = "response", mode: str = "longest",
+         k: int | None = None, fmt: str = "auto", source_field: str | None = None,
+         strict: bool = False, dedup: bool = False, prune: bool = True,
+         workers: int | None = None) -> ScanResult:
+    """One streaming pass; `mode` "longest"/"shortest" keeps the top k, "all" keeps every example.
+
+    `kept` is in rank order for longest/shortest (best first) and in row order for "all".
+    """
+    if k is not None and k < 1 and mode != "all":
+        raise ConfigError(f"k must be at least 1 (got {k}).", hint="e.g. --k 1000")
+    where = str(data)
+    is_hf = isinstance(data, str) and data.startswith("hf:")
+    if not is_hf:
+        check_file(data)
+    fmt = RowConverter(where, fmt).fmt
+    fmt = _peek_format(data, fmt)
+    job = _Job(where, fmt, source_field, strict, unit, count_on, mode,
+               prune and mode != "all" and k is not None, dedup)
+    if workers is None:
+        big = not is_hf and Path(data).stat().st_size >= PARALLEL_MIN_BYTES
+        workers = min(2, os.cpu_count() or 1) if big else 1
+    result = ScanResult(kept=[], fmt=fmt, workers=workers)
+    heap: list[tuple[int, int, Example]] = []
+    everything: list[tuple[Example, int]] = []
+    seen: set[bytes] = set()
+    threshold: int | None = None
+
+    def consume(reply: Any) -> None:
+        nonlocal threshold
+        if reply[0] == "error":
+            raise _rebuild_error(reply[1], reply[2])
+        _, rows, drops, read, pruned, pruned_sources = reply
+        result.drops.update(drops)
+        result.rows_read += read
+        result.pruned += pruned
+        result.pool += pruned
+        result.sources.update(pruned_sources)
+        for row, key, ex, digest, source in rows:
+            if digest is not None:
+                if digest in seen:
+                    result.drops["duplicate"] += 1
+                    continue
+                seen.add(digest)
+            result.pool += 1
+            result.sources[source] += 1
+            if key is None:
+                result.pruned += 1
+                continue
+            result.lengths[abs(key)] += 1
+            if ex is None:
+                continue
+            if mode == "all":
+                everything.append((ex, key))
+            elif k is not None and len(heap) < k:
+                heapq.heappush(heap, (key, -row, ex))
+            elif k:
+                heapq.heappushpop(heap, (key, -row, ex))
+        if k and mode != "all" and len(heap) >= k:
+            threshold = heap[0][0]
+
+    if workers <= 1:
+        _init_worker(job)
+        for block in _blocks(data, where):
+            consume(_process(block, threshold))
+    else:
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(job,)) as pool:
+            pending: deque = deque()
+            for block in _blocks(data, where):
+                pending.append(pool.apply_async(_process_safe, (block, threshold)))
+                while len(pending) > 2 * workers:
+                    consume(pending.popleft().get())
+            while pending:
+                consume(pending.popleft().get())
+    if result.rows_read == 0:
+        raise InputError("holds no rows.", path=where, hint="point --data at a file with examples.")
+    if mode == "all":
+        result.kept = everything
+    else:
+        sign = -1 if mode == "shortest" else 1
+        result.kept = [(ex, sign * key) for key, _neg_row, ex in sorted(heap, reverse=True)]
+    return result
