@@ -49,7 +49,7 @@ def _vllm(model: Any, **options: Any) -> Backend:
 
 
 # Backends defined in their own modules register themselves on import (the openai backend lives in
-# harness_ext/backends/openai.py, on top of the judge client); they are imported on first lookup.
+# harness_ext/generate/backends/openai.py, on top of the judge client); they are imported on first lookup.
 _SELF_REGISTERING = ("harness_ext.generate.backends.openai",)
 
 
