@@ -61,12 +61,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("board", type=Path)
     p.add_argument("--format", choices=["text", "markdown", "csv"], default="text")
     p.add_argument("--no-paper", dest="paper", action="store_false", help="leave out the paper's numbers")
+    p.add_argument("--table", action="append", default=[], metavar="TABLE",
+                   help="only the paper numbers citing this table or figure (repeatable): 2, 'Table 2', 'Fig. 4', human")
 
     p = sub.add_parser("export", help="write a board as JSON, Markdown or CSV")
     p.add_argument("board", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--format", choices=["json", "markdown", "csv"], help="default: from the output suffix")
     p.add_argument("--with-paper", action="store_true", help="include the paper's numbers")
+    p.add_argument("--table", action="append", default=[], metavar="TABLE",
+                   help="only the paper numbers citing this table or figure (repeatable): 2, 'Table 2', 'Fig. 4', human")
 
     p = sub.add_parser("validate", help="check files against the shipped JSON Schema; list every problem")
     p.add_argument("files", type=Path, nargs="+")
@@ -78,6 +82,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--loss-log", action="append", default=[], metavar="LABEL=PATH",
                    help="training log JSONL with step/loss rows (repeatable) for the loss-curve plot")
     p.add_argument("--no-paper", dest="paper", action="store_false", help="leave out the paper's numbers")
+    p.add_argument("--table", action="append", default=[], metavar="TABLE",
+                   help="only the paper numbers citing this table or figure (repeatable): 2, 'Table 2', 'Fig. 4', human")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,17 +131,20 @@ def _merge(args: argparse.Namespace) -> int:
     return 0
 
 
-def _board_for_view(path: Path, paper: bool):
+def _board_for_view(path: Path, paper: bool, tables: list[str] | None = None):
     from harness_ext.leaderboard import Leaderboard, with_paper
+    from harness_ext.leaderboard.citations import select_tables
 
     board = Leaderboard.load(path)
-    return with_paper(board) if paper else board
+    if tables and any(e.origin == "paper" for e in board.entries):  # e.g. the paper's own file
+        board = select_tables(board, tables)
+    return with_paper(board, tables) if paper else board
 
 
 def _show(args: argparse.Namespace) -> int:
     from harness_ext.leaderboard import render_csv, render_markdown, render_text
 
-    board = _board_for_view(args.board, args.paper)
+    board = _board_for_view(args.board, args.paper, args.table)
     render = {"text": render_text, "markdown": render_markdown, "csv": render_csv}[args.format]
     sys.stdout.write(render(board))
     return 0
@@ -150,7 +159,7 @@ def _export(args: argparse.Namespace) -> int:
     if fmt is None:
         raise ConfigError(f"cannot tell the format from {args.output.name!r}.",
                           hint="pass --format json|markdown|csv or use a .json/.md/.csv name.")
-    board = _board_for_view(args.board, args.with_paper)
+    board = _board_for_view(args.board, args.with_paper, args.table)
     if fmt == "json":
         board.save(args.output)
     else:
@@ -190,7 +199,7 @@ def _render(args: argparse.Namespace) -> int:
         if not sep or not label or not path:
             raise ConfigError(f"--loss-log {item!r} is not LABEL=PATH.", hint="e.g. --loss-log run1=out/train_log.jsonl")
         logs[label] = Path(path)
-    board = _board_for_view(args.board, args.paper)
+    board = _board_for_view(args.board, args.paper, args.table)
     index = render_html(board, args.out, plots, logs)
     print(f"report -> {index}")
     return 0

@@ -84,9 +84,16 @@ def add_results(
     return merge_into(board, entries, prefer)
 
 
-def with_paper(board: Leaderboard) -> Leaderboard:
-    """`board` followed by the paper's entries (those not already on it), for side-by-side views."""
+def with_paper(board: Leaderboard, tables: list[str] | None = None) -> Leaderboard:
+    """`board` followed by the paper's entries (those not already on it), for side-by-side views.
+
+    `tables` ("Table 2", "Fig. 4", "human", ...) keeps only the paper numbers that cite one of them.
+    """
     paper = paper_board()
+    if tables:
+        from harness_ext.leaderboard.citations import select_tables
+
+        paper = select_tables(paper, tables)
     names = {e.model for e in board.entries}
     return Leaderboard(name=board.name, description=board.description,
                        entries=board.entries + [e for e in paper.entries if e.model not in names])
