@@ -9,7 +9,8 @@ Supported row shapes (auto-detected from the first usable row, or forced with `f
   (FastChat, LIMA as released by the paper, OpenHermes-2.5 with a per-row "source").
 - `messages`: {"messages": [{"role", "content"}]}.
 
-Files: `.json` (a list of rows), `.jsonl`, `.parquet`, or `hf:NAME[:SPLIT]` (Hugging Face datasets).
+Files: `.json` (a list of rows), `.jsonl`, `.parquet`, or `hf:NAME[:CONFIG][@SPLIT]` (a Hugging Face
+dataset, split `train` unless named; see data/hub.py).
 Each example keeps its 0-based `row`; its id is the file's id when there is one, else the paper's
 `identity_<row>`. Unusable rows are dropped with a counted reason, or raise under `strict`.
 """
@@ -23,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from harness_ext.core.errors import InputError, require, unknown
-from harness_ext.data.exports import split_alpaca_prompt
 from harness_ext.core.records import Example, Turn
+from harness_ext.data.exports import split_alpaca_prompt
+from harness_ext.data.hub import is_hf, iter_hf_rows
 
 FORMATS = ("auto", "alpaca", "evol-instruct", "sharegpt", "fastchat", "openhermes", "messages")
 _USER_ROLES = {"human": "user", "user": "user", "system": "system"}
@@ -166,26 +168,13 @@ def _iter_parquet(path: Path) -> Iterator[tuple[int, int | None, Any]]:
 
 
 def _iter_hf(spec: str) -> Iterator[tuple[int, int | None, Any]]:
-    name = spec[3:]
-    name, _, split = name.partition(":")
-    datasets = require("datasets", extra="train", purpose="Loading hf: datasets")
-    try:
-        ds = datasets.load_dataset(name, split=split or "train")
-    except Exception as exc:  # offline / missing dataset errors come in many types
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(
-            f"could not load the Hugging Face dataset '{name}' (split '{split or 'train'}'): {first}",
-            path=spec,
-            hint="check the name and your network; offline (HF_HUB_OFFLINE=1) only datasets already in "
-            "the local HF cache load; or export it to JSON/JSONL/parquet and pass the file.",
-        ) from None
-    for row, item in enumerate(ds):
+    for row, item in enumerate(iter_hf_rows(spec, default_split="train", purpose="Loading hf: datasets")):
         yield row, None, item
 
 
 def iter_raw_rows(data: str | Path) -> Iterator[tuple[int, int | None, Any]]:
     """Yield (row, line or None, parsed value) for every row of a file or hf: dataset."""
-    if isinstance(data, str) and data.startswith("hf:"):
+    if is_hf(data):
         yield from _iter_hf(data)
         return
     path = check_file(data)
@@ -376,7 +365,7 @@ class RowConverter:
 def load_examples(data: str | Path, *, fmt: str = "auto", source_field: str | None = None,
                   strict: bool = False, drops: Counter[str] | None = None,
                   strict_hint: str | None = None) -> list[Example]:
-    """Load every usable row of `data` (a file path or `hf:NAME[:SPLIT]`) as Examples, in row order.
+    """Load every usable row of `data` (a file path or `hf:NAME[:CONFIG][@SPLIT]`) as Examples, in row order.
 
     Dropped rows are counted into `drops` (reason -> count) when given; under `strict` the first
     unusable row raises an InputError naming file and line, with `strict_hint` as its fix

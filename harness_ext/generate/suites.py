@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness_ext.core.artifacts import iter_jsonl, read_json
-from harness_ext.core.errors import ConfigError, InputError, require, unknown
+from harness_ext.core.errors import ConfigError, InputError, unknown
 from harness_ext.core.paths import resources_dir
 from harness_ext.core.registry import Registry
+from harness_ext.data.hub import is_hf, iter_hf_rows
 
 
 @dataclass
@@ -55,7 +56,7 @@ SUITES: Registry[SuiteLoader] = Registry("suite")
 def read_rows(spec: str | Path) -> Iterator[tuple[Path | str, int, dict[str, Any]]]:
     """Yield (source, line or item number, row) from a JSON array, a JSONL file or `hf:NAME[:CONFIG][@SPLIT]`."""
     text = str(spec)
-    if text.startswith("hf:"):
+    if is_hf(text):
         yield from _hub_rows(text)
         return
     path = Path(text).expanduser()
@@ -74,12 +75,9 @@ def read_rows(spec: str | Path) -> Iterator[tuple[Path | str, int, dict[str, Any
 
 
 def _hub_rows(spec: str) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    datasets = require("datasets", extra="train", purpose="loading a suite from the Hugging Face hub")
-    name, _, split = spec[3:].partition("@")
-    name, _, config = name.partition(":")
-    ds = datasets.load_dataset(name, config or None, split=split or "eval")
-    for i, row in enumerate(ds):
-        yield spec, i + 1, dict(row)
+    rows = iter_hf_rows(spec, default_split="eval", purpose="loading a suite from the Hugging Face hub")
+    for i, row in enumerate(rows):
+        yield spec, i + 1, row
 
 
 def _text(row: dict[str, Any], keys: tuple[str, ...], src: Any, line: int) -> str:
@@ -299,7 +297,7 @@ def suite_data_problems(suite: str, data: str) -> list[tuple[InputError, Path, b
     """What loading registered `suite` from local `data` would fail on, as far as it shows without
     reading the files: (error, the missing path, whether it is a folder) for a missing file or
     folder, or for each test set missing from the pairwise folder. An hf: name is not looked up."""
-    if data.startswith("hf:"):
+    if is_hf(data):
         return []
     path = Path(data).expanduser()
     if suite == "pairwise" and not path.is_dir():
