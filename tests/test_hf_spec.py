@@ -51,7 +51,7 @@ def test_data_and_suites_read_the_same_spec_with_their_own_default_split(local_d
     assert [e.response for e in load_examples(f"hf:{local_dataset}")] == ["Blue."]  # data: train
     assert [e.response for e in load_examples(f"hf:{local_dataset}@test")] == ["Hello.", "4"]
     rows = list(read_rows(f"hf:{local_dataset}@test"))
-    assert [(line, row["instruction"]) for _, line, row in rows] == [(1, "Say hi."), (2, "2+2?")]
+    assert [(line, index, row["instruction"]) for _, line, index, row in rows] == [(1, 0, "Say hi."), (2, 1, "2+2?")]
     with pytest.raises(InputError) as e:  # suites default to the 'eval' split, which this dataset lacks
         list(read_rows(f"hf:{local_dataset}"))
     assert "split 'eval'" in str(e.value)

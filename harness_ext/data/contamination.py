@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness_ext.core.artifacts import iter_jsonl, provenance, read_json, sha256_file
+from harness_ext.core.artifacts import iter_rows, provenance, sha256_file
 from harness_ext.core.errors import ConfigError, InputError
 
 DEFAULT_N = 13
@@ -96,24 +96,14 @@ def row_to_text(row: Any, index: int) -> TextRow:
 
 
 def read_rows(path: str | Path) -> list[TextRow]:
-    """Rows of a JSON list, a JSON object of rows, or a JSONL file."""
+    """Rows of a JSON list, a JSON object of rows ({"data": [...]} or {id: row}), or a JSONL file."""
     path = Path(path)
-    if path.suffix == ".jsonl":
-        items: Iterable[tuple[int, Any]] = iter_jsonl(path)
-    else:
-        data = read_json(path)
-        if isinstance(data, dict):
-            data = data.get("data", data.get("rows", list(data.values())))
-        if not isinstance(data, list):
-            raise InputError(f"expected a list of rows, got {type(data).__name__}.", path=path,
-                             hint="use a JSON list, or JSONL with one object per line.")
-        items = enumerate(data, start=1)
     rows = []
-    for line, item in items:
+    for row, line, item in iter_rows(path, keyed=True):
         try:
             rows.append(row_to_text(item, len(rows)))
         except ValueError as exc:
-            raise InputError(f"{exc}.", path=path, line=line,
+            raise InputError(f"{exc}.", path=path, line=line if line is not None else row + 1,
                              hint="each row must be a JSON object (or a string).") from None
     if not rows:
         raise InputError("no rows.", path=path, hint="point at a file with data.")

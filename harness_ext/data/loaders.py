@@ -17,12 +17,14 @@ Each example keeps its 0-based `row`; its id is the file's id when there is one,
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+# is_jsonl, iter_jsonl_lines, parse_jsonl_line: the streaming JSONL pieces of the one row reader in
+# core.artifacts, imported from here by selection/scan.py (it parses raw lines in worker processes).
+from harness_ext.core.artifacts import is_jsonl, iter_jsonl_lines, iter_rows, parse_jsonl_line  # noqa: F401
 from harness_ext.core.errors import InputError, require, unknown
 from harness_ext.core.records import Example, Turn
 from harness_ext.data.exports import split_alpaca_prompt
@@ -45,113 +47,6 @@ class Drop(Exception):
 
 
 # ---------------------------------------------------------------- raw rows
-
-
-def _decode(raw: bytes, path: Path, line: int) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"invalid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}).",
-            path=path, line=line, hint="re-save the file as UTF-8.",
-        ) from None
-
-
-def parse_jsonl_line(raw: bytes, path: Path, line: int) -> Any:
-    """Decode and parse one JSONL line; errors name file:line."""
-    text = _decode(raw, path, line)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"malformed JSON line (column {exc.colno}: {exc.msg}).", path=path, line=line,
-            hint="fix or delete that line; each line of a .jsonl file must be one JSON object.",
-        ) from None
-
-
-def iter_jsonl_lines(path: Path) -> Iterator[tuple[int, int, bytes]]:
-    """Yield (row, line, raw bytes) for each non-blank line, streaming (constant memory)."""
-    row = 0
-    with open(path, "rb") as f:
-        for line, raw in enumerate(f, start=1):
-            if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            if not raw.strip():
-                continue
-            yield row, line, raw
-            row += 1
-
-
-def _iter_json_array(path: Path) -> Iterator[tuple[int, int, Any]]:
-    """Yield (row, line, value) for each element of a top-level JSON array, with its line number."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"invalid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}).",
-            path=path, line=raw[: exc.start].count(b"\n") + 1, hint="re-save the file as UTF-8.",
-        ) from None
-    dec = json.JSONDecoder()
-
-    def fail(pos: int, msg: str) -> InputError:
-        line = text.count("\n", 0, pos) + 1
-        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
-        return InputError(f"malformed JSON at column {col}: {msg}.", path=path, line=line,
-                          hint="fix the JSON (a file of one object per line should end in .jsonl).")
-
-    n = len(text)
-    i = _skip_ws(text, 0)
-    if i >= n:
-        raise InputError("file is empty.", path=path, hint="point --data at a file with examples.")
-    if text[i] != "[":
-        try:
-            value, end = dec.raw_decode(text, i)
-        except json.JSONDecodeError as exc:
-            raise fail(exc.pos, exc.msg) from None
-        if isinstance(value, dict) and _skip_ws(text, end) < n:
-            # One object per line in a file named .json: read it as JSONL.
-            for row, line, raw in iter_jsonl_lines(path):
-                yield row, line, parse_jsonl_line(raw, path, line)
-            return
-        if isinstance(value, dict):
-            for key in ("data", "examples", "rows", "train"):
-                if isinstance(value.get(key), list):
-                    for row, item in enumerate(value[key]):
-                        yield row, None, item  # type: ignore[misc]
-                    return
-        raise InputError("expected a JSON list of examples at the top level.", path=path, line=1,
-                         hint="wrap the rows in [...], or write one object per line to a .jsonl file.")
-    line, last = 1, 0
-    i = _skip_ws(text, i + 1)
-    row = 0
-    if i < n and text[i] == "]":
-        return
-    while True:
-        try:
-            value, end = dec.raw_decode(text, i)
-        except json.JSONDecodeError as exc:
-            raise fail(exc.pos, exc.msg) from None
-        line += text.count("\n", last, i)
-        last = i
-        yield row, line, value
-        row += 1
-        i = _skip_ws(text, end)
-        if i < n and text[i] == ",":
-            i = _skip_ws(text, i + 1)
-            continue
-        if i < n and text[i] == "]":
-            if _skip_ws(text, i + 1) < n:
-                raise fail(_skip_ws(text, i + 1), "extra data after the list")
-            return
-        raise fail(i, "expected ',' or ']' after an element")
-
-
-def _skip_ws(text: str, i: int) -> int:
-    n = len(text)
-    while i < n and text[i] in " \t\r\n":
-        i += 1
-    return i
 
 
 def _iter_parquet(path: Path) -> Iterator[tuple[int, int | None, Any]]:
@@ -180,11 +75,8 @@ def iter_raw_rows(data: str | Path) -> Iterator[tuple[int, int | None, Any]]:
     path = check_file(data)
     if path.suffix.lower() == ".parquet":
         yield from _iter_parquet(path)
-    elif is_jsonl(path):
-        for row, line, raw in iter_jsonl_lines(path):
-            yield row, line, parse_jsonl_line(raw, path, line)
     else:
-        yield from _iter_json_array(path)
+        yield from iter_rows(path)
 
 
 def check_file(data: str | Path) -> Path:
@@ -198,18 +90,6 @@ def check_file(data: str | Path) -> Path:
     if path.stat().st_size == 0:
         raise InputError("file is empty.", path=path, hint="point --data at a file with examples.")
     return path
-
-
-def is_jsonl(path: Path) -> bool:
-    """JSONL by extension, or a .json file whose first non-blank character opens an object per line."""
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".ndjson"):
-        return True
-    if suffix == ".json":
-        return False
-    with open(path, "rb") as f:
-        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-    return head.startswith(b"{")
 
 
 # ---------------------------------------------------------------- rows -> examples
