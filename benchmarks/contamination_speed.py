@@ -19,8 +19,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from harness_ext.data.contamination import DEFAULT_N, check_contamination, read_rows, word_ngrams
 from harness_ext.core.paths import shared_data_dir
+from harness_ext.data.contamination import DEFAULT_N, check_contamination, read_rows, word_ngrams
 
 
 def baseline(train: Path, evals: list[Path], n: int = DEFAULT_N) -> list[int]:
