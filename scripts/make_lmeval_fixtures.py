@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 from pathlib import Path
 
 ANIMALS = ["cat", "dog", "horse", "owl", "fox", "whale", "bee", "frog", "goat", "crow"]
@@ -179,4 +178,9 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "lmeval_data")
+    import argparse
+
+    default = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "lmeval_data"
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", nargs="?", type=Path, default=default, help=f"folder to write (default: {default})")
+    main(ap.parse_args().out)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness_ext.generate.backends.vllm import VLLMBackend, device_groups, sampling_kwargs, shard_round_robin
 from harness_ext.core.errors import ConfigError
 from harness_ext.core.records import SamplingParams, Turn
+from harness_ext.generate.backends.vllm import VLLMBackend, device_groups, sampling_kwargs, shard_round_robin
 
 FAKE = "tests.gen_helpers:make_fake_engine"
 TEXTS = ["Write a poem", "Explain how a binary search works, step by step", "List three ways",
@@ -61,6 +61,18 @@ def test_data_parallel_replicas_own_their_gpus_and_merge_in_order(tiny_model_dir
     finally:
         backend.close()
     assert backend._pool is None
+
+
+def test_options_dataclass_or_keywords_build_the_same_engine_and_unknown_options_are_named(tiny_model_dir):
+    from harness_ext.generate.backends import _build
+    from harness_ext.generate.backends.vllm import VLLMOptions
+
+    by_options = VLLMBackend(str(tiny_model_dir), VLLMOptions(engine_factory=FAKE, max_model_len=40, seed=3))
+    by_keywords = VLLMBackend(str(tiny_model_dir), engine_factory=FAKE, max_model_len=40, seed=3)
+    assert by_options._engine.kwargs == by_keywords._engine.kwargs
+    assert by_options._engine.kwargs["seed"] == 3 and by_options.prompter.context_length == 40
+    with pytest.raises(ConfigError, match="max_model_lenn are not understood by VLLMBackend.*max_model_len"):
+        _build("harness_ext.generate.backends.vllm", "VLLMBackend", str(tiny_model_dir), {"max_model_lenn": 1})
 
 
 def test_a_replica_that_cannot_start_is_reported(tiny_model_dir, monkeypatch):

@@ -112,9 +112,9 @@ def _backend_options(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from harness_ext.generate.backends.hf import check_dtype
-    from harness_ext.generate.run import generate_suite
     from harness_ext.core.records import SamplingParams
+    from harness_ext.generate.backends.hf import check_dtype
+    from harness_ext.generate.run import GenerateOptions, generate_suite
 
     check_dtype(args.dtype)
     params = SamplingParams(
@@ -122,12 +122,13 @@ def run(args: argparse.Namespace) -> int:
         temperature=args.temperature if args.temperature is not None else 0.0, top_p=args.top_p,
         seed=args.seed, stop=tuple(args.stop),
     )
-    main = generate_suite(
-        args.model, args.suite, Path(args.out), backend=args.backend, data=args.data, params=params,
-        model_id=args.model_id, prompt_format=args.prompt_format, limit=args.limit, batch_size=args.batch_size,
+    options = GenerateOptions(
+        backend=args.backend, data=args.data, params=params, model_id=args.model_id,
+        prompt_format=args.prompt_format, limit=args.limit, batch_size=args.batch_size,
         length_prompt=args.length_prompt, overflow=args.overflow,
         category_temperatures=False if args.temperature is not None else None,
         backend_options=_backend_options(args), progress=not args.no_progress,
     )
+    main = generate_suite(args.model, args.suite, Path(args.out), options)
     print(main)
     return 0

@@ -47,7 +47,7 @@ def __getattr__(name: str) -> str:
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", help="data file (.json Alpaca/FastChat list, .jsonl, .parquet) or hf:NAME[:SPLIT]; "
+    p.add_argument("--data", help="data file (.json Alpaca/FastChat list, .jsonl, .parquet) or hf:NAME[:CONFIG][@SPLIT]; "
                    "default: the bundled demo dataset")
     p.add_argument("--out", default="selection", help="output folder (default: ./selection)")
     p.add_argument("--strategy", default="longest", help="selection strategy (listed below; default longest)")

@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from harness_ext import __version__
 from harness_ext.core.errors import InputError
@@ -182,31 +182,176 @@ def read_json(path: str | Path) -> Any:
 
 
 def iter_jsonl(path: str | Path, *, allow_truncated_tail: bool = False) -> Iterator[tuple[int, Any]]:
-    """Yield (line_number, value) for each non-blank line of a JSONL file.
+    """Yield (line_number, value) for each non-blank line of a JSONL file, streaming.
 
     `allow_truncated_tail` tolerates a final line without a newline that does not parse: what a
     writer killed mid-line leaves behind in an append-only log. Anything else malformed raises.
     """
     path = Path(path)
-    text = _read_text(path)
-    lines = text.split("\n")
-    for i, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    require_files(path)
+    for _row, line, raw in iter_jsonl_lines(path):
         try:
-            yield i, json.loads(line)
-        except json.JSONDecodeError as exc:
-            is_tail = i == len(lines) and not text.endswith("\n")
-            if allow_truncated_tail and is_tail:
+            value = parse_jsonl_line(raw, path, line)
+        except InputError:
+            if allow_truncated_tail and not raw.endswith(b"\n"):  # only the last line can lack one
                 return
-            raise InputError(
-                f"malformed JSON line (column {exc.colno}: {exc.msg}).", path=path, line=i,
-                hint="fix or delete that line; each line must be one JSON value.",
-            ) from None
+            raise
+        yield line, value
 
 
 def read_jsonl(path: str | Path, **kw: Any) -> list[Any]:
     return [v for _, v in iter_jsonl(path, **kw)]
+
+
+# ---------------------------------------------------------------- rows of data files (JSON or JSONL)
+#
+# The one reader of "a file of rows" that every stage takes as input (instruction data, suites,
+# model outputs, contamination sets, training data): a JSON array, a JSON object holding the array,
+# or JSONL, with the line of every row so errors read file:line.
+
+
+class RowAt(NamedTuple):
+    """One row of a data file: its 0-based position, the 1-based line it starts on, its value.
+
+    `line` is None for rows taken from inside a JSON object ({"data": [...]}, keyed rows).
+    """
+
+    row: int
+    line: int | None
+    value: Any
+
+
+ROW_LIST_KEYS = ("data", "examples", "rows", "train")  # {"data": [...]} and friends hold the rows
+
+
+def iter_rows(path: str | Path, *, keyed: bool = False) -> Iterator[RowAt]:
+    """Yield every row of a JSON or JSONL data file, streaming JSONL in constant memory.
+
+    JSONL: `.jsonl`/`.ndjson`, a `.json` file holding one object per line, or another suffix whose
+    content starts with an object. JSON: a top-level array, or an object holding it under one of
+    ROW_LIST_KEYS; with `keyed`, any other object's values are its rows ({id: row, ...}).
+    A UTF-8 BOM is skipped; bad UTF-8 or JSON is one InputError naming file:line.
+    """
+    path = Path(path)
+    require_files(path)
+    if is_jsonl(path):
+        for row, line, raw in iter_jsonl_lines(path):
+            yield RowAt(row, line, parse_jsonl_line(raw, path, line))
+    else:
+        yield from _iter_json_rows(path, keyed)
+
+
+def is_jsonl(path: Path) -> bool:
+    """JSONL by extension, or a file that is neither .json nor .jsonl whose content opens an object."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return True
+    if suffix == ".json":
+        return False
+    with open(path, "rb") as f:
+        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"{")
+
+
+def iter_jsonl_lines(path: Path) -> Iterator[tuple[int, int, bytes]]:
+    """Yield (row, line, raw bytes) for each non-blank line, unparsed (parsing can go to workers)."""
+    row = 0
+    with open(path, "rb") as f:
+        for line, raw in enumerate(f, start=1):
+            if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            if not raw.strip():
+                continue
+            yield row, line, raw
+            row += 1
+
+
+def parse_jsonl_line(raw: bytes, path: Path, line: int) -> Any:
+    """Decode and parse one JSONL line; errors name file:line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"invalid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}).",
+                         path=path, line=line, hint="re-save the file as UTF-8.") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"malformed JSON line (column {exc.colno}: {exc.msg}).", path=path, line=line,
+            hint="fix or delete that line; each line of a JSONL file must be one JSON value.",
+        ) from None
+
+
+def _iter_json_rows(path: Path, keyed: bool) -> Iterator[RowAt]:
+    """Rows of a JSON file, each array element decoded on its own so its line is known."""
+    text = _read_text(path)
+    dec = json.JSONDecoder()
+
+    def fail(pos: int, msg: str) -> InputError:
+        line = text.count("\n", 0, pos) + 1
+        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        return InputError(f"malformed JSON at column {col}: {msg}.", path=path, line=line,
+                          hint="fix the JSON (a file of one object per line should end in .jsonl).")
+
+    i = _skip_ws(text, 0)
+    if i >= len(text):
+        raise InputError("file is empty.", path=path, hint="point at a file with rows.")
+    if text[i] == "[":
+        yield from _iter_json_array(text, i, dec, fail)
+        return
+    try:
+        value, end = dec.raw_decode(text, i)
+    except json.JSONDecodeError as exc:
+        raise fail(exc.pos, exc.msg) from None
+    if isinstance(value, dict) and _skip_ws(text, end) < len(text):
+        for row, line, raw in iter_jsonl_lines(path):  # one object per line in a file named .json
+            yield RowAt(row, line, parse_jsonl_line(raw, path, line))
+        return
+    if isinstance(value, dict):
+        rows = next((value[k] for k in ROW_LIST_KEYS if isinstance(value.get(k), list)), None)
+        if rows is None and keyed:
+            rows = list(value.values())
+        if rows is not None:
+            yield from (RowAt(row, None, item) for row, item in enumerate(rows))
+            return
+    raise InputError(f"expected a JSON list of rows at the top level, found {_json_kind(value)}.", path=path,
+                     line=1, hint="wrap the rows in a JSON array [...], or write one object per line to a .jsonl file.")
+
+
+def _json_kind(value: Any) -> str:
+    return {dict: "an object", str: "a string", bool: "a boolean"}.get(type(value), type(value).__name__)
+
+
+def _iter_json_array(text: str, i: int, dec: json.JSONDecoder, fail: Any) -> Iterator[RowAt]:
+    n, line, last, row = len(text), 1, 0, 0
+    i = _skip_ws(text, i + 1)
+    if i < n and text[i] == "]":
+        return
+    while True:
+        try:
+            value, end = dec.raw_decode(text, i)
+        except json.JSONDecodeError as exc:
+            raise fail(exc.pos, exc.msg) from None
+        line += text.count("\n", last, i)
+        last = i
+        yield RowAt(row, line, value)
+        row += 1
+        i = _skip_ws(text, end)
+        if i < n and text[i] == ",":
+            i = _skip_ws(text, i + 1)
+            continue
+        if i < n and text[i] == "]":
+            if _skip_ws(text, i + 1) < n:
+                raise fail(_skip_ws(text, i + 1), "extra data after the list")
+            return
+        raise fail(i, "expected ',' or ']' after an element")
+
+
+def _skip_ws(text: str, i: int) -> int:
+    n = len(text)
+    while i < n and text[i] in " \t\r\n":
+        i += 1
+    return i
 
 
 class AppendLog:

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness_ext.core.artifacts import iter_jsonl, provenance, read_json, sha256_file
+from harness_ext.core.artifacts import iter_rows, provenance, sha256_file
 from harness_ext.core.errors import ConfigError, InputError
 
 DEFAULT_N = 13
@@ -95,33 +95,32 @@ def row_to_text(row: Any, index: int) -> TextRow:
     return TextRow(index, rid, instruction, "\n".join(_strings(row)))
 
 
-def read_rows(path: str | Path) -> list[TextRow]:
-    """Rows of a JSON list, a JSON object of rows, or a JSONL file."""
+def iter_text_rows(path: str | Path) -> Iterator[TextRow]:
+    """Rows of a JSON list, a JSON object of rows ({"data": [...]} or {id: row}), or a JSONL file,
+    streamed (JSONL in constant memory); a file with no rows is an InputError."""
     path = Path(path)
-    if path.suffix == ".jsonl":
-        items: Iterable[tuple[int, Any]] = iter_jsonl(path)
-    else:
-        data = read_json(path)
-        if isinstance(data, dict):
-            data = data.get("data", data.get("rows", list(data.values())))
-        if not isinstance(data, list):
-            raise InputError(f"expected a list of rows, got {type(data).__name__}.", path=path,
-                             hint="use a JSON list, or JSONL with one object per line.")
-        items = enumerate(data, start=1)
-    rows = []
-    for line, item in items:
+    count = 0
+    for row, line, item in iter_rows(path, keyed=True):
         try:
-            rows.append(row_to_text(item, len(rows)))
+            yield row_to_text(item, count)
         except ValueError as exc:
-            raise InputError(f"{exc}.", path=path, line=line,
+            raise InputError(f"{exc}.", path=path, line=line if line is not None else row + 1,
                              hint="each row must be a JSON object (or a string).") from None
-    if not rows:
+        count += 1
+    if not count:
         raise InputError("no rows.", path=path, hint="point at a file with data.")
-    return rows
+
+
+def read_rows(path: str | Path) -> list[TextRow]:
+    """Every row of `path` (see iter_text_rows), in a list."""
+    return list(iter_text_rows(path))
 
 
 def _norm_instruction(text: str) -> str:
     return " ".join(normalize_words(text))
+
+
+Key = tuple[int, int]  # (eval set number, row index in that set)
 
 
 def check_contamination(
@@ -139,8 +138,22 @@ def check_contamination(
     if not evals:
         raise ConfigError("no eval sets given.", hint="pass one or more --eval FILE.")
     eval_rows = [read_rows(p) for p in evals]
-    gram_index: dict[str, list[tuple[int, int]]] = {}
-    inst_index: dict[str, list[tuple[int, int]]] = {}
+    gram_index, inst_index = _index_evals(eval_rows, n)
+    hits, train_ids, n_train = _scan_train(train, gram_index, inst_index, n)
+    sets = [_set_report(path, rows, [(r, hits[(s, r.index)]) for r in rows if (s, r.index) in hits], train_ids)
+            for s, (path, rows) in enumerate(zip(evals, eval_rows, strict=True))]
+    return {
+        "ngram": n,
+        "train": {"path": str(train), "sha256": sha256_file(train), "rows": n_train},
+        "eval_sets": sets,
+        "provenance": provenance(),
+    }
+
+
+def _index_evals(eval_rows: list[list[TextRow]], n: int) -> tuple[dict[str, list[Key]], dict[str, list[Key]]]:
+    """The eval rows by n-gram and by normalized instruction (the eval sets are the small side)."""
+    gram_index: dict[str, list[Key]] = {}
+    inst_index: dict[str, list[Key]] = {}
     for s, rows in enumerate(eval_rows):
         for r in rows:
             for g in word_ngrams(r.text, n):
@@ -148,52 +161,56 @@ def check_contamination(
             key = _norm_instruction(r.instruction)
             if key:
                 inst_index.setdefault(key, []).append((s, r.index))
-    hits: dict[tuple[int, int], _EvalHit] = {}
-    train_rows = read_rows(train)
-    for t in train_rows:
+    return gram_index, inst_index
+
+
+def _scan_train(train: str | Path, gram_index: dict[str, list[Key]], inst_index: dict[str, list[Key]],
+                n: int) -> tuple[dict[Key, _EvalHit], dict[int, str], int]:
+    """Stream the training rows against the eval index: the hits, the ids of the training rows that
+    hit (by index) and how many training rows there are."""
+    hits: dict[Key, _EvalHit] = {}
+    train_ids: dict[int, str] = {}
+    count = 0
+    for t in iter_text_rows(train):
+        count += 1
         for g in word_ngrams(t.text, n):
             for key in gram_index.get(g, ()):
                 hit = hits.setdefault(key, _EvalHit())
                 hit.train[t.index] = hit.train.get(t.index, 0) + 1
                 hit.example.setdefault(t.index, g)
+                train_ids[t.index] = t.id
         for key in inst_index.get(_norm_instruction(t.instruction), ()):
             hits.setdefault(key, _EvalHit()).exact.add(t.index)
+            train_ids[t.index] = t.id
+    return hits, train_ids, count
 
-    train_ids = {t.index: t.id for t in train_rows}
-    sets = []
-    for s, (path, rows) in enumerate(zip(evals, eval_rows, strict=True)):
-        overlaps = []
-        for r in rows:
-            hit = hits.get((s, r.index))
-            if hit is None:
-                continue
-            ranked = sorted(set(hit.train) | hit.exact, key=lambda i: (-hit.train.get(i, 0), i))
-            overlaps.append({
-                "eval_index": r.index,
-                "eval_id": r.id,
-                "eval_instruction": r.instruction[:300],
-                "ngram_overlap": bool(hit.train),
-                "exact_instruction_match": bool(hit.exact),
-                "train_rows_matched": len(ranked),
-                "train_matches": [
-                    {"train_index": i, "train_id": train_ids[i], "shared_ngrams": hit.train.get(i, 0),
-                     "exact_instruction": i in hit.exact, "example_ngram": hit.example.get(i)}
-                    for i in ranked[:_MAX_TRAIN_MATCHES]
-                ],
-            })
-        ngram_rows = sum(o["ngram_overlap"] for o in overlaps)
-        sets.append({
-            "path": str(path),
-            "sha256": sha256_file(path),
-            "rows": len(rows),
-            "ngram_contaminated": ngram_rows,
-            "ngram_contaminated_share": ngram_rows / len(rows),
-            "exact_instruction_matches": sum(o["exact_instruction_match"] for o in overlaps),
-            "overlaps": overlaps,
+
+def _set_report(path: str | Path, rows: list[TextRow], hit_rows: list[tuple[TextRow, _EvalHit]],
+                train_ids: dict[int, str]) -> dict[str, Any]:
+    """One eval set's block of the report: counts, then each overlapping row with its evidence."""
+    overlaps = []
+    for r, hit in hit_rows:
+        ranked = sorted(set(hit.train) | hit.exact, key=lambda i, hit=hit: (-hit.train.get(i, 0), i))
+        overlaps.append({
+            "eval_index": r.index,
+            "eval_id": r.id,
+            "eval_instruction": r.instruction[:300],
+            "ngram_overlap": bool(hit.train),
+            "exact_instruction_match": bool(hit.exact),
+            "train_rows_matched": len(ranked),
+            "train_matches": [
+                {"train_index": i, "train_id": train_ids[i], "shared_ngrams": hit.train.get(i, 0),
+                 "exact_instruction": i in hit.exact, "example_ngram": hit.example.get(i)}
+                for i in ranked[:_MAX_TRAIN_MATCHES]
+            ],
         })
+    ngram_rows = sum(o["ngram_overlap"] for o in overlaps)
     return {
-        "ngram": n,
-        "train": {"path": str(train), "sha256": sha256_file(train), "rows": len(train_rows)},
-        "eval_sets": sets,
-        "provenance": provenance(),
+        "path": str(path),
+        "sha256": sha256_file(path),
+        "rows": len(rows),
+        "ngram_contaminated": ngram_rows,
+        "ngram_contaminated_share": ngram_rows / len(rows),
+        "exact_instruction_matches": sum(o["exact_instruction_match"] for o in overlaps),
+        "overlaps": overlaps,
     }

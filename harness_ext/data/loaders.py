@@ -9,22 +9,26 @@ Supported row shapes (auto-detected from the first usable row, or forced with `f
   (FastChat, LIMA as released by the paper, OpenHermes-2.5 with a per-row "source").
 - `messages`: {"messages": [{"role", "content"}]}.
 
-Files: `.json` (a list of rows), `.jsonl`, `.parquet`, or `hf:NAME[:SPLIT]` (Hugging Face datasets).
+Files: `.json` (a list of rows), `.jsonl`, `.parquet`, or `hf:NAME[:CONFIG][@SPLIT]` (a Hugging Face
+dataset, split `train` unless named; see data/hub.py).
 Each example keeps its 0-based `row`; its id is the file's id when there is one, else the paper's
 `identity_<row>`. Unusable rows are dropped with a counted reason, or raise under `strict`.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+# is_jsonl, iter_jsonl_lines, parse_jsonl_line: the streaming JSONL pieces of the one row reader in
+# core.artifacts, imported from here by selection/scan.py (it parses raw lines in worker processes).
+from harness_ext.core.artifacts import is_jsonl, iter_jsonl_lines, iter_rows, parse_jsonl_line  # noqa: F401
 from harness_ext.core.errors import InputError, require, unknown
-from harness_ext.data.exports import split_alpaca_prompt
 from harness_ext.core.records import Example, Turn
+from harness_ext.data.exports import split_alpaca_prompt
+from harness_ext.data.hub import is_hf, iter_hf_rows
 
 FORMATS = ("auto", "alpaca", "evol-instruct", "sharegpt", "fastchat", "openhermes", "messages")
 _USER_ROLES = {"human": "user", "user": "user", "system": "system"}
@@ -45,113 +49,6 @@ class Drop(Exception):
 # ---------------------------------------------------------------- raw rows
 
 
-def _decode(raw: bytes, path: Path, line: int) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"invalid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}).",
-            path=path, line=line, hint="re-save the file as UTF-8.",
-        ) from None
-
-
-def parse_jsonl_line(raw: bytes, path: Path, line: int) -> Any:
-    """Decode and parse one JSONL line; errors name file:line."""
-    text = _decode(raw, path, line)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"malformed JSON line (column {exc.colno}: {exc.msg}).", path=path, line=line,
-            hint="fix or delete that line; each line of a .jsonl file must be one JSON object.",
-        ) from None
-
-
-def iter_jsonl_lines(path: Path) -> Iterator[tuple[int, int, bytes]]:
-    """Yield (row, line, raw bytes) for each non-blank line, streaming (constant memory)."""
-    row = 0
-    with open(path, "rb") as f:
-        for line, raw in enumerate(f, start=1):
-            if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            if not raw.strip():
-                continue
-            yield row, line, raw
-            row += 1
-
-
-def _iter_json_array(path: Path) -> Iterator[tuple[int, int, Any]]:
-    """Yield (row, line, value) for each element of a top-level JSON array, with its line number."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"invalid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}).",
-            path=path, line=raw[: exc.start].count(b"\n") + 1, hint="re-save the file as UTF-8.",
-        ) from None
-    dec = json.JSONDecoder()
-
-    def fail(pos: int, msg: str) -> InputError:
-        line = text.count("\n", 0, pos) + 1
-        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
-        return InputError(f"malformed JSON at column {col}: {msg}.", path=path, line=line,
-                          hint="fix the JSON (a file of one object per line should end in .jsonl).")
-
-    n = len(text)
-    i = _skip_ws(text, 0)
-    if i >= n:
-        raise InputError("file is empty.", path=path, hint="point --data at a file with examples.")
-    if text[i] != "[":
-        try:
-            value, end = dec.raw_decode(text, i)
-        except json.JSONDecodeError as exc:
-            raise fail(exc.pos, exc.msg) from None
-        if isinstance(value, dict) and _skip_ws(text, end) < n:
-            # One object per line in a file named .json: read it as JSONL.
-            for row, line, raw in iter_jsonl_lines(path):
-                yield row, line, parse_jsonl_line(raw, path, line)
-            return
-        if isinstance(value, dict):
-            for key in ("data", "examples", "rows", "train"):
-                if isinstance(value.get(key), list):
-                    for row, item in enumerate(value[key]):
-                        yield row, None, item  # type: ignore[misc]
-                    return
-        raise InputError("expected a JSON list of examples at the top level.", path=path, line=1,
-                         hint="wrap the rows in [...], or write one object per line to a .jsonl file.")
-    line, last = 1, 0
-    i = _skip_ws(text, i + 1)
-    row = 0
-    if i < n and text[i] == "]":
-        return
-    while True:
-        try:
-            value, end = dec.raw_decode(text, i)
-        except json.JSONDecodeError as exc:
-            raise fail(exc.pos, exc.msg) from None
-        line += text.count("\n", last, i)
-        last = i
-        yield row, line, value
-        row += 1
-        i = _skip_ws(text, end)
-        if i < n and text[i] == ",":
-            i = _skip_ws(text, i + 1)
-            continue
-        if i < n and text[i] == "]":
-            if _skip_ws(text, i + 1) < n:
-                raise fail(_skip_ws(text, i + 1), "extra data after the list")
-            return
-        raise fail(i, "expected ',' or ']' after an element")
-
-
-def _skip_ws(text: str, i: int) -> int:
-    n = len(text)
-    while i < n and text[i] in " \t\r\n":
-        i += 1
-    return i
-
-
 def _iter_parquet(path: Path) -> Iterator[tuple[int, int | None, Any]]:
     pq = require("pyarrow.parquet", package="pyarrow", extra="train", purpose="Reading parquet files")
     try:
@@ -166,36 +63,20 @@ def _iter_parquet(path: Path) -> Iterator[tuple[int, int | None, Any]]:
 
 
 def _iter_hf(spec: str) -> Iterator[tuple[int, int | None, Any]]:
-    name = spec[3:]
-    name, _, split = name.partition(":")
-    datasets = require("datasets", extra="train", purpose="Loading hf: datasets")
-    try:
-        ds = datasets.load_dataset(name, split=split or "train")
-    except Exception as exc:  # offline / missing dataset errors come in many types
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(
-            f"could not load the Hugging Face dataset '{name}' (split '{split or 'train'}'): {first}",
-            path=spec,
-            hint="check the name and your network; offline (HF_HUB_OFFLINE=1) only datasets already in "
-            "the local HF cache load; or export it to JSON/JSONL/parquet and pass the file.",
-        ) from None
-    for row, item in enumerate(ds):
+    for row, item in enumerate(iter_hf_rows(spec, default_split="train", purpose="Loading hf: datasets")):
         yield row, None, item
 
 
 def iter_raw_rows(data: str | Path) -> Iterator[tuple[int, int | None, Any]]:
     """Yield (row, line or None, parsed value) for every row of a file or hf: dataset."""
-    if isinstance(data, str) and data.startswith("hf:"):
+    if is_hf(data):
         yield from _iter_hf(data)
         return
     path = check_file(data)
     if path.suffix.lower() == ".parquet":
         yield from _iter_parquet(path)
-    elif is_jsonl(path):
-        for row, line, raw in iter_jsonl_lines(path):
-            yield row, line, parse_jsonl_line(raw, path, line)
     else:
-        yield from _iter_json_array(path)
+        yield from iter_rows(path)
 
 
 def check_file(data: str | Path) -> Path:
@@ -209,18 +90,6 @@ def check_file(data: str | Path) -> Path:
     if path.stat().st_size == 0:
         raise InputError("file is empty.", path=path, hint="point --data at a file with examples.")
     return path
-
-
-def is_jsonl(path: Path) -> bool:
-    """JSONL by extension, or a .json file whose first non-blank character opens an object per line."""
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".ndjson"):
-        return True
-    if suffix == ".json":
-        return False
-    with open(path, "rb") as f:
-        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-    return head.startswith(b"{")
 
 
 # ---------------------------------------------------------------- rows -> examples
@@ -376,7 +245,7 @@ class RowConverter:
 def load_examples(data: str | Path, *, fmt: str = "auto", source_field: str | None = None,
                   strict: bool = False, drops: Counter[str] | None = None,
                   strict_hint: str | None = None) -> list[Example]:
-    """Load every usable row of `data` (a file path or `hf:NAME[:SPLIT]`) as Examples, in row order.
+    """Load every usable row of `data` (a file path or `hf:NAME[:CONFIG][@SPLIT]`) as Examples, in row order.
 
     Dropped rows are counted into `drops` (reason -> count) when given; under `strict` the first
     unusable row raises an InputError naming file and line, with `strict_hint` as its fix

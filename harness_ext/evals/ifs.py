@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness_ext.core.artifacts import atomic_write_bytes, sha256_file, stable_hash, to_json
+from harness_ext.core.artifacts import atomic_write_bytes, iter_rows, sha256_file, stable_hash, to_json
 from harness_ext.core.errors import ConfigError, InputError, require
 from harness_ext.core.paths import cache_dir, resources_dir
 
@@ -69,19 +69,8 @@ def read_instruction_rows(path: str | Path, *, keep_empty: bool = False) -> list
     instruction the way the Alpaca format shows it. Rows with an empty response are skipped
     unless `keep_empty` (scoring generations, where an empty answer counts as not answer-like).
     """
-    from harness_ext.core.artifacts import iter_jsonl, read_json
-
     path = Path(path)
-    if path.suffix == ".jsonl":
-        rows = list(iter_jsonl(path))
-    else:
-        data = read_json(path)
-        if not isinstance(data, list):
-            raise InputError(
-                f"expected a JSON list of rows, got {type(data).__name__}.", path=path,
-                hint="use an Alpaca-style list [{\"instruction\": ..., \"output\": ...}] or a .jsonl file.",
-            )
-        rows = list(enumerate(data, start=1))
+    rows = [(line if line is not None else i + 1, row) for i, line, row in iter_rows(path)]
     pairs: list[tuple[str, str]] = []
     for line, row in rows:
         if not isinstance(row, dict) or not isinstance(row.get("instruction"), str):

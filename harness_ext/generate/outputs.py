@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness_ext.core.artifacts import iter_jsonl, read_json
+from harness_ext.core.artifacts import is_jsonl, iter_rows
 from harness_ext.core.errors import InputError
 
 
@@ -37,15 +37,9 @@ class ModelOutput:
 
 
 def _rows(path: Path) -> list[tuple[str, Any]]:
-    if path.suffix == ".jsonl":
-        return [(f"{path}:{line}", v) for line, v in iter_jsonl(path)]
-    data = read_json(path)
-    if isinstance(data, dict) and isinstance(data.get("data"), list):
-        data = data["data"]
-    if not isinstance(data, list):
-        raise InputError(f"expected a JSON list of {{instruction, output}} records, found {type(data).__name__}.",
-                         path=path, hint="give an AlpacaEval model_outputs.json or a .jsonl file.")
-    return [(f"{path}: record {i}", v) for i, v in enumerate(data)]
+    """(where, value) per record: file:line in JSONL, the 0-based record number in a JSON list."""
+    return [(f"{path}:{line}" if is_jsonl(path) else f"{path}: record {row}", value)
+            for row, line, value in iter_rows(path)]
 
 
 def load_outputs(path: str | Path) -> list[ModelOutput]:

@@ -17,16 +17,16 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from harness_ext.generate.answers import META_NAME, write_outputs
 from harness_ext.core.artifacts import AppendLog, read_json, sha256_file, stable_hash
-from harness_ext.generate.backends.prompting import budget
 from harness_ext.core.errors import ConfigError
-from harness_ext.generate.length_prompts import apply_length_prompt, resolve_length_prompt
 from harness_ext.core.records import Backend, SamplingParams, Turn
+from harness_ext.generate.answers import META_NAME, write_outputs
+from harness_ext.generate.backends.prompting import budget
+from harness_ext.generate.length_prompts import apply_length_prompt, resolve_length_prompt
 from harness_ext.generate.suites import Suite, SuiteItem, load_suite
 
 log = logging.getLogger(__name__)
@@ -52,80 +52,94 @@ def _source_hashes(suite: Suite) -> dict[str, str]:
     return {s: (sha256_file(s) if Path(s).is_file() else s) for s in suite.sources}
 
 
-def _make_backend(backend: str, model: str | Path, prompt_format: str | None, batch_size: int,
-                  options: dict[str, Any] | None) -> Backend:
+@dataclass(frozen=True)
+class GenerateOptions:
+    """How `generate_suite` answers a suite (the `harness-ext generate` flags, one to one)."""
+
+    backend: str = "hf"  # a registered backend: hf, vllm, openai
+    data: str | Path | None = None  # the suite's input file or folder, or hf:NAME[:CONFIG][@SPLIT]
+    params: SamplingParams | None = None  # sampling; None = SamplingParams()
+    model_id: str | None = None  # the name written into the answer files (default: from the model path)
+    prompt_format: str | None = None  # local backends' prompt format (default: the model's own)
+    limit: int | None = None  # answer the first N items (of each test set, for pairwise)
+    batch_size: int = 8  # local backends' batch size
+    length_prompt: str | None = None  # a length_prompts template appended to every user turn
+    overflow: str = "truncate"  # a prompt over the context window: "truncate" (from the left) or "skip"
+    # FastChat's MT-Bench temperature per category instead of params.temperature (default: on for
+    # multi-turn suites)
+    category_temperatures: bool | None = None
+    backend_options: dict[str, Any] = field(default_factory=dict)  # passed to the backend's constructor
+    progress: bool = True  # a tqdm bar
+
+    def check(self) -> None:
+        """Every option problem before anything is loaded or written."""
+        from harness_ext.generate.backends.hf import validate_params
+
+        validate_params(self.params or SamplingParams())
+        if self.overflow not in OVERFLOW_POLICIES:
+            raise ConfigError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got '{self.overflow}'.")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit must be >= 1, got {self.limit}.")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}.")
+
+
+def _make_backend(model: str | Path, options: GenerateOptions) -> Backend:
     from harness_ext.generate.backends import get_backend
 
-    opts = dict(options or {})
-    if backend in ("hf", "vllm"):  # local backends render prompts; an API server applies its own template
-        if prompt_format:
-            opts.setdefault("prompt_format", prompt_format)
-        opts.setdefault("batch_size", batch_size)
-    return get_backend(backend, str(model), **opts)
+    opts = dict(options.backend_options or {})
+    if options.backend in ("hf", "vllm"):  # local backends render prompts; an API server applies its own template
+        if options.prompt_format:
+            opts.setdefault("prompt_format", options.prompt_format)
+        opts.setdefault("batch_size", options.batch_size)
+    return get_backend(options.backend, str(model), **opts)
 
 
 def generate_suite(
     model: str | Path,
     suite: str,
     out: Path,
+    options: GenerateOptions | None = None,
     *,
-    backend: str = "hf",
-    data: str | Path | None = None,
-    params: SamplingParams | None = None,
-    model_id: str | None = None,
-    prompt_format: str | None = None,
-    limit: int | None = None,
-    batch_size: int = 8,
-    length_prompt: str | None = None,
-    overflow: str = "truncate",
-    category_temperatures: bool | None = None,
-    backend_options: dict[str, Any] | None = None,
     backend_obj: Backend | None = None,
-    progress: bool = True,
+    **overrides: Any,
 ) -> Path:
-    """Answer `suite` with `model` on `backend`; returns the main output file.
+    """Answer `suite` with `model`; returns the main output file.
 
-    `category_temperatures` (default: on for multi-turn suites) uses FastChat's MT-Bench
-    temperature per category instead of params.temperature. `overflow` says what happens to a
-    prompt longer than the context window allows: "truncate" cuts it from the left, "skip" leaves
-    it out; both are counted in the meta file. `backend_obj` reuses an already built backend.
+    `options` (or its fields as keywords, e.g. `data=..., limit=5`) say how; see GenerateOptions.
+    `backend_obj` reuses an already built backend (across suites) instead of building one.
     """
-    from harness_ext.generate.backends.hf import validate_params
-
-    params = params or SamplingParams()
-    validate_params(params)  # before anything is loaded or written
+    unknown_opts = set(overrides) - {f.name for f in fields(GenerateOptions)}
+    if unknown_opts:
+        raise TypeError(f"generate_suite() got unexpected keyword argument(s) {sorted(unknown_opts)}")
+    opts = replace(options or GenerateOptions(), **overrides)
+    opts.check()
+    params = opts.params or SamplingParams()
     out = Path(out)
-    if overflow not in OVERFLOW_POLICIES:
-        raise ConfigError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got '{overflow}'.")
-    if limit is not None and limit < 1:
-        raise ConfigError(f"limit must be >= 1, got {limit}.")
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}.")
-    length_sentence = resolve_length_prompt(length_prompt)
-    loaded = load_suite(suite, data)
-    items = _limited(loaded, limit)
-    use_cat_temps = loaded.kind == "multi" if category_temperatures is None else category_temperatures
-    model_id = model_id or default_model_id(model)
+    length_sentence = resolve_length_prompt(opts.length_prompt)
+    loaded = load_suite(suite, opts.data)
+    items = _limited(loaded, opts.limit)
+    use_cat_temps = loaded.kind == "multi" if opts.category_temperatures is None else opts.category_temperatures
+    model_id = opts.model_id or default_model_id(model)
     started = time.time()
-    engine = backend_obj or _make_backend(backend, model, prompt_format, batch_size, backend_options)
-    fmt_name = getattr(engine, "prompt_format", None) or prompt_format
+    engine = backend_obj or _make_backend(model, opts)
     settings = {
-        "suite": loaded.name, "sources": _source_hashes(loaded), "backend": getattr(engine, "name", backend),
-        "model": str(model), "prompt_format": fmt_name, "params": params.to_dict(),
-        "length_prompt": length_sentence, "overflow": overflow,
+        "suite": loaded.name, "sources": _source_hashes(loaded), "backend": getattr(engine, "name", opts.backend),
+        "model": str(model), "prompt_format": getattr(engine, "prompt_format", None) or opts.prompt_format,
+        "params": params.to_dict(), "length_prompt": length_sentence, "overflow": opts.overflow,
         "category_temperatures": MT_BENCH_TEMPERATURES if use_cat_temps else None,
     }
     fingerprint = stable_hash(settings)[:16]
     out.mkdir(parents=True, exist_ok=True)
     with AppendLog(out / LOG_NAME) as answer_log:
-        done = _read_log(answer_log, fingerprint, out)
-        _answer(items, engine, params, answer_log, done, fingerprint, length_sentence, overflow,
-                use_cat_temps, batch_size, progress)
+        run = _AnswerRun(engine, params, answer_log, _read_log(answer_log, fingerprint, out), fingerprint,
+                         length_sentence, opts.overflow, use_cat_temps)
+        run.answer(items, opts.batch_size, opts.progress)
     meta = {
-        **settings, "model_id": model_id, "seed": params.seed, "limit": limit, "fingerprint": fingerprint,
+        **settings, "model_id": model_id, "seed": params.seed, "limit": opts.limit, "fingerprint": fingerprint,
         "elapsed_s": round(time.time() - started, 3),
     }
-    return write_outputs(out, loaded, items, done, model_id, meta)
+    return write_outputs(out, loaded, items, run.done, model_id, meta)
 
 
 def answers_file(out: str | Path, suite: str) -> Path:
@@ -199,70 +213,80 @@ def _conversation(item: SuiteItem, turn: int, done: dict, sentence: str | None) 
     return conv
 
 
-def _answer(items: list[SuiteItem], engine: Backend, params: SamplingParams, answer_log: AppendLog,
-            done: dict, fingerprint: str, sentence: str | None, overflow: str, use_cat_temps: bool,
-            batch_size: int, progress: bool) -> None:
-    from tqdm import tqdm
+Pending = tuple[SuiteItem, list[Turn], bool]  # an item, the conversation to answer, whether it was cut
 
-    prompter = getattr(engine, "prompter", None)
-    window = getattr(prompter, "context_length", None)
-    limit_tokens, _ = budget(window, params.max_new_tokens)
-    # Prompts per backend call: each call's answers are logged when it returns. Local backends
-    # length-sort within a call; API backends (no prompter) run a call's requests concurrently.
-    chunk = getattr(engine, "chunk_size", None) or (max(4 * batch_size, 32) if prompter is not None else 256)
 
-    def record(item: SuiteItem, turn: int, **fields: Any) -> None:
-        rec = {"config": fingerprint, "dataset": item.dataset, "id": item.id, "turn": turn,
-               "tstamp": time.time(), **fields}
-        answer_log.append(rec)
-        done[(item.dataset, item.id, turn)] = rec
+@dataclass
+class _AnswerRun:
+    """One resumable pass over a suite: every answer is logged the moment its backend call returns."""
 
-    def skipped(item: SuiteItem) -> bool:
-        return any("skipped" in done.get((item.dataset, item.id, t), {}) for t in range(len(item.turns)))
+    engine: Backend
+    params: SamplingParams
+    answer_log: AppendLog
+    done: dict[tuple[str, str, int], dict[str, Any]]  # (dataset, id, turn) -> its log record
+    fingerprint: str
+    sentence: str | None  # the length prompt, if any
+    overflow: str
+    use_cat_temps: bool
 
-    total = sum(len(i.turns) for i in items)
-    todo = sum(1 for i in items for t in range(len(i.turns)) if (i.dataset, i.id, t) not in done)
-    bar = tqdm(total=total, initial=total - todo, desc="generate", unit="answer", disable=not progress)
-    try:
-        for turn in range(max((len(i.turns) for i in items), default=0)):
-            pending: list[tuple[SuiteItem, list[Turn], bool]] = []
-            for item in items:
-                if turn >= len(item.turns) or (item.dataset, item.id, turn) in done or skipped(item):
-                    continue
-                if any(not t.strip() for t in item.turns):
-                    record(item, turn, skipped="empty")
-                    bar.update(len(item.turns) - turn)
-                    continue
-                conv = _conversation(item, turn, done, sentence)
-                truncated = False
-                if prompter is not None and limit_tokens is not None:
-                    fitted = None
-                    if len(prompter.encode(conv)) <= limit_tokens:
-                        fitted = (conv, 0)
-                    elif overflow == "truncate":
-                        fitted = prompter.fit(conv, limit_tokens)
-                        truncated = True
-                    if fitted is None:
-                        record(item, turn, skipped="too_long")
-                        bar.update(len(item.turns) - turn)
-                        continue
-                    conv = fitted[0]
-                pending.append((item, conv, truncated))
-            by_temp: dict[float, list[tuple[SuiteItem, list[Turn], bool]]] = {}
-            for entry in pending:
-                by_temp.setdefault(_temperature(entry[0], params, use_cat_temps), []).append(entry)
-            for temp, group in by_temp.items():
-                turn_params = replace(params, temperature=temp)
-                for start in range(0, len(group), chunk):
-                    part = group[start : start + chunk]
-                    completions = engine.generate([c for _, c, _ in part], turn_params)
-                    if len(completions) != len(part):
-                        raise ConfigError(f"backend {getattr(engine, 'name', engine)} returned "
-                                          f"{len(completions)} answers for {len(part)} prompts.")
-                    for (item, _, truncated), comp in zip(part, completions, strict=True):
-                        record(item, turn, text=comp.text, prompt_tokens=comp.prompt_tokens,
-                               completion_tokens=comp.completion_tokens, finish_reason=comp.finish_reason,
-                               truncated=truncated, temperature=temp)
-                    bar.update(len(part))
-    finally:
-        bar.close()
+    def answer(self, items: list[SuiteItem], batch_size: int, progress: bool) -> None:
+        from tqdm import tqdm
+
+        prompter = getattr(self.engine, "prompter", None)
+        # Prompts per backend call: each call's answers are logged when it returns. Local backends
+        # length-sort within a call; API backends (no prompter) run a call's requests concurrently.
+        chunk = getattr(self.engine, "chunk_size", None) or (max(4 * batch_size, 32) if prompter is not None else 256)
+        total = sum(len(i.turns) for i in items)
+        todo = sum(1 for i in items for t in range(len(i.turns)) if (i.dataset, i.id, t) not in self.done)
+        bar = tqdm(total=total, initial=total - todo, desc="generate", unit="answer", disable=not progress)
+        try:
+            for turn in range(max((len(i.turns) for i in items), default=0)):
+                pending = [p for item in items if (p := self._prepare(item, turn, bar)) is not None]
+                by_temp: dict[float, list[Pending]] = {}
+                for entry in pending:
+                    by_temp.setdefault(_temperature(entry[0], self.params, self.use_cat_temps), []).append(entry)
+                for temp, group in by_temp.items():
+                    for start in range(0, len(group), chunk):
+                        self._generate(group[start : start + chunk], turn, temp)
+                        bar.update(len(group[start : start + chunk]))
+        finally:
+            bar.close()
+
+    def _record(self, item: SuiteItem, turn: int, **values: Any) -> None:
+        rec = {"config": self.fingerprint, "dataset": item.dataset, "id": item.id, "turn": turn,
+               "tstamp": time.time(), **values}
+        self.answer_log.append(rec)
+        self.done[(item.dataset, item.id, turn)] = rec
+
+    def _prepare(self, item: SuiteItem, turn: int, bar: Any) -> Pending | None:
+        """The conversation to send for `item`'s `turn`, fitted to the context window; None when
+        there is nothing to send (answered, an earlier turn skipped, or skipped now and logged)."""
+        key = (item.dataset, item.id, turn)
+        if turn >= len(item.turns) or key in self.done or any(
+                "skipped" in self.done.get((item.dataset, item.id, t), {}) for t in range(len(item.turns))):
+            return None
+        if any(not t.strip() for t in item.turns):
+            self._record(item, turn, skipped="empty")
+            bar.update(len(item.turns) - turn)
+            return None
+        conv = _conversation(item, turn, self.done, self.sentence)
+        prompter = getattr(self.engine, "prompter", None)
+        limit_tokens, _ = budget(getattr(prompter, "context_length", None), self.params.max_new_tokens)
+        if prompter is None or limit_tokens is None or len(prompter.encode(conv)) <= limit_tokens:
+            return item, conv, False
+        fitted = prompter.fit(conv, limit_tokens) if self.overflow == "truncate" else None
+        if fitted is None:
+            self._record(item, turn, skipped="too_long")
+            bar.update(len(item.turns) - turn)
+            return None
+        return item, fitted[0], True
+
+    def _generate(self, part: list[Pending], turn: int, temp: float) -> None:
+        completions = self.engine.generate([c for _, c, _ in part], replace(self.params, temperature=temp))
+        if len(completions) != len(part):
+            raise ConfigError(f"backend {getattr(self.engine, 'name', self.engine)} returned "
+                              f"{len(completions)} answers for {len(part)} prompts.")
+        for (item, _, truncated), comp in zip(part, completions, strict=True):
+            self._record(item, turn, text=comp.text, prompt_tokens=comp.prompt_tokens,
+                         completion_tokens=comp.completion_tokens, finish_reason=comp.finish_reason,
+                         truncated=truncated, temperature=temp)

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from harness_ext.core.artifacts import iter_jsonl, read_json
-from harness_ext.core.errors import ConfigError, InputError, require, unknown
+from harness_ext.core.artifacts import iter_rows
+from harness_ext.core.errors import ConfigError, InputError, unknown
 from harness_ext.core.paths import resources_dir
 from harness_ext.core.registry import Registry
+from harness_ext.data.hub import is_hf, iter_hf_rows
 
 
 @dataclass
@@ -52,34 +53,25 @@ SUITES: Registry[SuiteLoader] = Registry("suite")
 # ---------------------------------------------------------------- reading rows
 
 
-def read_rows(spec: str | Path) -> Iterator[tuple[Path | str, int, dict[str, Any]]]:
-    """Yield (source, line or item number, row) from a JSON array, a JSONL file or `hf:NAME[:CONFIG][@SPLIT]`."""
+def read_rows(spec: str | Path) -> Iterator[tuple[Path | str, int, int, dict[str, Any]]]:
+    """Yield (source, line or item number, 0-based row, row) from a JSON or JSONL file or
+    `hf:NAME[:CONFIG][@SPLIT]` (split `eval` unless named)."""
     text = str(spec)
-    if text.startswith("hf:"):
+    if is_hf(text):
         yield from _hub_rows(text)
         return
     path = Path(text).expanduser()
-    if path.suffix == ".jsonl":
-        rows: Iterator[tuple[int, Any]] = iter_jsonl(path)
-    else:
-        data = read_json(path)
-        if not isinstance(data, list):
-            raise InputError(f"expected a JSON array of prompt objects, found {type(data).__name__}.", path=path,
-                             hint="use a JSON array or a .jsonl file with one object per line.")
-        rows = ((i + 1, row) for i, row in enumerate(data))
-    for line, row in rows:
-        if not isinstance(row, dict):
-            raise InputError(f"expected a JSON object, found {type(row).__name__}.", path=path, line=line)
-        yield path, line, row
+    for row, line, value in iter_rows(path):
+        where = line if line is not None else row + 1
+        if not isinstance(value, dict):
+            raise InputError(f"expected a JSON object, found {type(value).__name__}.", path=path, line=where)
+        yield path, where, row, value
 
 
-def _hub_rows(spec: str) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    datasets = require("datasets", extra="train", purpose="loading a suite from the Hugging Face hub")
-    name, _, split = spec[3:].partition("@")
-    name, _, config = name.partition(":")
-    ds = datasets.load_dataset(name, config or None, split=split or "eval")
-    for i, row in enumerate(ds):
-        yield spec, i + 1, dict(row)
+def _hub_rows(spec: str) -> Iterator[tuple[str, int, int, dict[str, Any]]]:
+    rows = iter_hf_rows(spec, default_split="eval", purpose="loading a suite from the Hugging Face hub")
+    for i, row in enumerate(rows):
+        yield spec, i + 1, i, row
 
 
 def _text(row: dict[str, Any], keys: tuple[str, ...], src: Any, line: int) -> str:
@@ -139,7 +131,7 @@ def _need(data: str | None, suite: str) -> str:
 def load_mt_questions(spec: str | Path, name: str = "mt_bench") -> Suite:
     """FastChat question.jsonl rows {question_id, category, turns}: multi-turn questions."""
     items = []
-    for src, line, row in read_rows(spec):
+    for src, line, _, row in read_rows(spec):
         if "question_id" not in row:
             raise InputError("missing field 'question_id'.", path=src, line=line)
         items.append(SuiteItem(id=str(row["question_id"]), dataset=name, turns=_turns(row, src, line),
@@ -172,16 +164,16 @@ def load_prompts(spec: str | Path, dataset: str | None = None, name: str = "cust
     """A custom prompts file: rows with instruction|prompt|question|text (+ optional input, id,
     dataset, category). Rows that all carry `turns` lists are read as MT-Bench questions."""
     rows = list(read_rows(spec))
-    if rows and all("turns" in r for _, _, r in rows):
+    if rows and all("turns" in r for *_, r in rows):
         return load_mt_questions(spec, name)
     default_ds = dataset or Path(str(spec)).stem
     items = []
-    for src, line, row in rows:
+    for src, line, index, row in rows:
         text = _text(row, ("instruction", "prompt", "question", "text"), src, line)
         extra = row.get("input")
         if isinstance(extra, str) and extra.strip():
             text = f"{text}\n\n{extra}"
-        ident = next((row[k] for k in ("id", "question_id", "idx") if k in row), line - 1)
+        ident = next((row[k] for k in ("id", "question_id", "idx") if k in row), index)
         items.append(SuiteItem(id=str(ident), dataset=str(row.get("dataset") or default_ds), turns=[text],
                                category=row.get("category")))
     return Suite(name, "single", _unique(items, spec), [str(spec)])
@@ -191,9 +183,9 @@ def load_prompts(spec: str | Path, dataset: str | None = None, name: str = "cust
 def _alpaca_eval(data: str | None) -> Suite:
     spec = _need(data, "alpaca_eval")
     items = []
-    for src, line, row in read_rows(spec):
+    for src, line, index, row in read_rows(spec):
         text = _text(row, ("instruction",), src, line)
-        items.append(SuiteItem(id=str(line - 1), dataset=str(row.get("dataset") or "alpaca_eval"), turns=[text]))
+        items.append(SuiteItem(id=str(index), dataset=str(row.get("dataset") or "alpaca_eval"), turns=[text]))
     return Suite("alpaca_eval", "single", items, [spec])
 
 
@@ -205,31 +197,32 @@ def _demo(data: str | None) -> Suite:
 # ---------------------------------------------------------------- the paper's five test sets
 
 # Each set keeps its own field names; the paper answers self-instruct tasks with their one input.
-def _lima(row: dict[str, Any], src: Any, line: int) -> tuple[str, str]:
+# A row without an id of its own is named by its 0-based position in the file.
+def _lima(row: dict[str, Any], src: Any, line: int, index: int) -> tuple[str, str]:
     conv = row.get("conversations")
     if not isinstance(conv, list) or not conv or not isinstance(conv[0], str):
         raise InputError("field 'conversations' must be a list whose first item is the prompt.", path=src, line=line)
-    return str(line - 1), conv[0]
+    return str(index), conv[0]
 
 
-def _vicuna(row: dict[str, Any], src: Any, line: int) -> tuple[str, str]:
+def _vicuna(row: dict[str, Any], src: Any, line: int, index: int) -> tuple[str, str]:
     text = _turns(row, src, line)[0] if "turns" in row else _text(row, ("text",), src, line)
-    return str(row.get("question_id", line - 1)), text
+    return str(row.get("question_id", index)), text
 
 
-def _koala(row: dict[str, Any], src: Any, line: int) -> tuple[str, str]:
-    return str(row.get("id", line - 1)), _text(row, ("prompt",), src, line)
+def _koala(row: dict[str, Any], src: Any, line: int, index: int) -> tuple[str, str]:
+    return str(row.get("id", index)), _text(row, ("prompt",), src, line)
 
 
-def _wizardlm(row: dict[str, Any], src: Any, line: int) -> tuple[str, str]:
-    return str(row.get("idx", line - 1)), _text(row, ("Instruction",), src, line)
+def _wizardlm(row: dict[str, Any], src: Any, line: int, index: int) -> tuple[str, str]:
+    return str(row.get("idx", index)), _text(row, ("Instruction",), src, line)
 
 
-def _sinstruct(row: dict[str, Any], src: Any, line: int) -> tuple[str, str]:
+def _sinstruct(row: dict[str, Any], src: Any, line: int, index: int) -> tuple[str, str]:
     text = _text(row, ("instruction",), src, line)
     instances = row.get("instances") or [{}]
     extra = instances[0].get("input", "") if isinstance(instances[0], dict) else ""
-    return str(row.get("id", line - 1)), f"{text}\n\n{extra}" if extra.strip() else text
+    return str(row.get("id", index)), f"{text}\n\n{extra}" if extra.strip() else text
 
 
 # name -> (row parser, file names tried inside a --data folder, expected row count)
@@ -261,8 +254,8 @@ def _set_file(name: str, data: str) -> Path:
 def load_pairwise_set(name: str, spec: str | Path) -> list[SuiteItem]:
     parse = PAIRWISE_SETS[name][0]
     items = []
-    for src, line, row in read_rows(spec):
-        ident, text = parse(row, src, line)
+    for src, line, index, row in read_rows(spec):
+        ident, text = parse(row, src, line, index)
         items.append(SuiteItem(id=ident, dataset=name, turns=[text]))
     return _unique(items, spec)
 
@@ -299,7 +292,7 @@ def suite_data_problems(suite: str, data: str) -> list[tuple[InputError, Path, b
     """What loading registered `suite` from local `data` would fail on, as far as it shows without
     reading the files: (error, the missing path, whether it is a folder) for a missing file or
     folder, or for each test set missing from the pairwise folder. An hf: name is not looked up."""
-    if data.startswith("hf:"):
+    if is_hf(data):
         return []
     path = Path(data).expanduser()
     if suite == "pairwise" and not path.is_dir():

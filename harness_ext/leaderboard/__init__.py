@@ -17,12 +17,12 @@ from typing import Any
 
 from harness_ext.core.artifacts import atomic_write_text, staged_dir
 from harness_ext.core.errors import ConfigError, InputError, did_you_mean
+from harness_ext.core.paths import leaderboards_dir
 from harness_ext.leaderboard.importers import IMPORTERS, detect_kind, read_results
 from harness_ext.leaderboard.merge import Conflict, MergeConflictError, merge_boards, merge_into
 from harness_ext.leaderboard.model import Entry, Leaderboard, Metric, Provenance
 from harness_ext.leaderboard.plots import PLOTS, make_plots
 from harness_ext.leaderboard.render import render_csv, render_html_page, render_markdown, render_text
-from harness_ext.core.paths import leaderboards_dir
 
 __all__ = [
     "IMPORTERS", "PLOTS", "Conflict", "Entry", "Leaderboard", "MergeConflictError", "Metric", "Provenance",
@@ -38,6 +38,8 @@ def paper_board() -> Leaderboard:
     return Leaderboard.load(leaderboards_dir() / PAPER_FILE)
 
 
+# Nine parameters: the keyword-only ones are the `leaderboard add` flags, one to one, so a script reads
+# like the command line; grouping them in a dataclass would only add a name to learn.
 def add_results(
     board: Leaderboard,
     path: str | Path,

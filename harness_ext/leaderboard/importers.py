@@ -1,7 +1,8 @@
 """Turn results files from lm_eval, alpaca_eval, MT-Bench and our pairwise judge into metrics.
 
 Each importer reads one file and returns {model name: [Metric, ...]}; `add_results` folds those
-into a board as entries. Every metric records the file's sha256, the judge where there is one,
+into a board as entries. IMPORTERS, below, is the one registry of formats (this module's importers
+and those of pairwise_import.py, which, like this module, builds on sources.py only). Every metric records the file's sha256, the judge where there is one,
 and the date, so a number on a board can always be traced back to the file it came from.
 """
 
@@ -11,32 +12,15 @@ import csv
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness_ext.core.artifacts import iter_jsonl, read_json, sha256_file
 from harness_ext.core.errors import ConfigError, InputError
-from harness_ext.leaderboard.model import Metric, Provenance, today
 from harness_ext.core.registry import Registry
-
-
-@dataclass(frozen=True)
-class Source:
-    """The file being imported and the provenance shared by all of its metrics."""
-
-    path: Path
-    sha256: str
-    date: str
-
-    def prov(self, importer: str, judge: str | None = None, prompt_hash: str | None = None) -> Provenance:
-        return Provenance(date=self.date, source=str(self.path), sha256=self.sha256, judge=judge,
-                          prompt_hash=prompt_hash, importer=importer)
-
-
-Importer = Callable[[Source], dict[str, list[Metric]]]
-IMPORTERS: Registry[Importer] = Registry("results format")
+from harness_ext.leaderboard.model import Metric, today
+from harness_ext.leaderboard.pairwise_import import import_pairwise, import_study
+from harness_ext.leaderboard.sources import Importer, Source, finite_number
 
 # Open LLM Leaderboard tasks -> (lm_eval metric, filter) the leaderboard reports (v1 protocol).
 OPEN_LLM_TASKS = {
@@ -59,16 +43,9 @@ def mt_bench_category(question_id: int) -> str | None:
     return None
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 # ---------------------------------------------------------------- lm_eval
 
 
-@IMPORTERS.register("lm_eval", "lm_eval results JSON (results_*.json from `lm_eval --output_path`)")
 def import_lm_eval(src: Source) -> dict[str, list[Metric]]:
     """lm_eval 0.4.x results: {"results": {task: {"acc,none": x, "acc_stderr,none": s}}, "config": ...}."""
     doc = read_json(src.path)
@@ -85,10 +62,10 @@ def import_lm_eval(src: Source) -> dict[str, list[Metric]]:
                              path=src.path)
         n = (n_samples.get(task) or {}).get("effective") if isinstance(n_samples.get(task), dict) else None
         for key, value in sorted(values.items()):
-            if "," not in key or "_stderr," in key or _num(value) is None:
+            if "," not in key or "_stderr," in key or finite_number(value) is None:
                 continue  # 'alias', stderr companions and 'N/A' placeholders are not metrics
             metric_name, filt = key.split(",", 1)
-            stderr = _num(values.get(f"{metric_name}_stderr,{filt}"))
+            stderr = finite_number(values.get(f"{metric_name}_stderr,{filt}"))
             suite = "rouge" if "rouge" in metric_name else "ifs" if metric_name.startswith("ifs") else "lm_eval"
             metrics.append(Metric(suite=suite, name=f"{task}/{key}", value=float(value), unit="fraction",
                                   stderr=stderr, n=n if isinstance(n, int) else None, provenance=prov))
@@ -129,7 +106,6 @@ ALPACA_EVAL_COLUMNS = {
 }
 
 
-@IMPORTERS.register("alpaca_eval_csv", "alpaca_eval leaderboard.csv (one row per model)")
 def import_alpaca_eval_csv(src: Source) -> dict[str, list[Metric]]:
     """alpaca_eval leaderboard CSV: unnamed first column = model; win_rate, standard_error, ..."""
     with open(src.path, newline="", encoding="utf-8-sig") as f:
@@ -180,7 +156,6 @@ def _int_or_none(cell: str | None) -> int | None:
     return int(value) if value is not None else None
 
 
-@IMPORTERS.register("alpaca_eval_annotations", "alpaca_eval annotations.json (per-instruction preferences)")
 def import_alpaca_eval_annotations(src: Source) -> dict[str, list[Metric]]:
     """annotations.json: [{instruction, output_1, generator_1, output_2, generator_2, annotator, preference}].
 
@@ -199,7 +174,7 @@ def import_alpaca_eval_annotations(src: Source) -> dict[str, list[Metric]]:
         groups[(str(row["generator_2"]), str(row["generator_1"]), str(row.get("annotator") or ""))].append(row)
     out: dict[str, list[Metric]] = {}
     for (model, baseline, annotator), group in groups.items():
-        prefs = [float(r["preference"]) for r in group if _num(r["preference"]) is not None]
+        prefs = [float(r["preference"]) for r in group if finite_number(r["preference"]) is not None]
         if not prefs:
             raise InputError(f"no usable preference for model {model!r} (all null).", path=src.path)
         prov = src.prov("alpaca_eval_annotations", judge=annotator or None)
@@ -221,7 +196,6 @@ def import_alpaca_eval_annotations(src: Source) -> dict[str, list[Metric]]:
 # ---------------------------------------------------------------- MT-Bench
 
 
-@IMPORTERS.register("mt_bench", "FastChat MT-Bench single-grading judgments (model_judgment/*_single.jsonl)")
 def import_mt_bench(src: Source) -> dict[str, list[Metric]]:
     """Rows {question_id, model, judge: [judge model, prompt name], score, turn}; `error` rows or score -1
     are dropped. Rows group by model and judge MODEL: one judge uses several prompts in one file
@@ -240,7 +214,7 @@ def import_mt_bench(src: Source) -> dict[str, list[Metric]]:
         key = (str(row["model"]), judge_name)
         if isinstance(judge, list) and len(judge) > 1:
             prompts[key].add(str(judge[1]))
-        score = _num(row.get("score"))
+        score = finite_number(row.get("score"))
         if row.get("error") or score is None or score < 0:  # FastChat writes -1 when it cannot parse
             dropped[key] += 1
             continue
@@ -272,6 +246,26 @@ def import_mt_bench(src: Source) -> dict[str, list[Metric]]:
                               provenance=prov))
         out.setdefault(model, []).extend(metrics)
     return out
+
+
+# ---------------------------------------------------------------- the registry
+
+
+IMPORTERS: Registry[Importer] = Registry("results format")
+"""Every results format `add_results` understands, by the name `--kind` takes. The table below is the
+one place the built-in importers are named; another importer registers itself on this registry with
+`@IMPORTERS.register("name", "one-line description")` on a function (Source) -> {model: [Metric]}."""
+
+for _name, _importer, _doc in (
+    ("lm_eval", import_lm_eval, "lm_eval results JSON (results_*.json from `lm_eval --output_path`)"),
+    ("alpaca_eval_csv", import_alpaca_eval_csv, "alpaca_eval leaderboard.csv (one row per model)"),
+    ("alpaca_eval_annotations", import_alpaca_eval_annotations,
+     "alpaca_eval annotations.json (per-instruction preferences)"),
+    ("mt_bench", import_mt_bench, "FastChat MT-Bench single-grading judgments (model_judgment/*_single.jsonl)"),
+    ("pairwise", import_pairwise, "harness-ext pairwise summary.json (per-test-set win/tie/loss with CIs)"),
+    ("study", import_study, "`harness-ext study results --json` output (human win/tie/loss with CIs)"),
+):
+    IMPORTERS.register(_name, _doc)(_importer)
 
 
 # ---------------------------------------------------------------- detection
@@ -313,7 +307,3 @@ def read_results(path: str | Path, kind: str = "auto", *, date: str | None = Non
     src = Source(path=path, sha256=sha256_file(path), date=date or today())
     return IMPORTERS.get(kind)(src)
 
-
-
-# Registers the "pairwise" importer; imported last because it builds on the helpers above.
-from harness_ext.leaderboard import pairwise_import  # noqa: E402,F401

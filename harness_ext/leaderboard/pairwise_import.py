@@ -19,8 +19,8 @@ from typing import Any
 
 from harness_ext.core.artifacts import read_json
 from harness_ext.core.errors import InputError
-from harness_ext.leaderboard.importers import IMPORTERS, Source, _num
 from harness_ext.leaderboard.model import Metric, Provenance
+from harness_ext.leaderboard.sources import Source, finite_number, number_pair
 
 OUTCOMES = ("win", "tie", "loss")
 
@@ -33,7 +33,6 @@ def _side(doc: dict[str, Any], key: str, side: str) -> Any:
     return info.get("generator") or info.get("model") or None
 
 
-@IMPORTERS.register("pairwise", "harness-ext pairwise summary.json (per-test-set win/tie/loss with CIs)")
 def import_pairwise(src: Source) -> dict[str, list[Metric]]:
     """Summary JSON -> pairwise win/tie/loss (and win_rate) metrics per test set and overall."""
     doc = read_json(src.path)
@@ -74,7 +73,7 @@ def _block(src: Source, name: str, block: Any, baseline: str, prov: Provenance, 
     raw = {}
     for outcome in OUTCOMES:
         value = next((counts[k] for k in (outcome, outcome + "s", outcome + "_rate") if k in counts), None)
-        if _num(value) is None:
+        if finite_number(value) is None:
             raise InputError(f"test set {name!r}: {outcome} is missing or not a number (got {value!r}).",
                              path=src.path, hint="give win, tie and loss as counts or rates.")
         raw[outcome] = float(value)
@@ -93,33 +92,26 @@ def _block(src: Source, name: str, block: Any, baseline: str, prov: Provenance, 
         raise InputError(f"test set {name!r}: rates sum to {total}, expected 1 or 100.", path=src.path)
     cis = block.get("ci95") if isinstance(block.get("ci95"), dict) else block.get("ci")
     cis = cis if isinstance(cis, dict) else {}
-    bounds = [b for c in cis.values() if _pair(c) for b in _pair(c)]
+    bounds = [b for c in cis.values() if number_pair(c) for b in number_pair(c)]
     ci_scale = 100.0 if bounds and max(bounds) <= 1.0 else 1.0  # CIs in [0, 1] are fractions
     boot = block.get("bootstrap") if isinstance(block.get("bootstrap"), dict) else {}
-    level = _num(block.get("ci_level", boot.get("level", ci_level)))
+    level = finite_number(block.get("ci_level", boot.get("level", ci_level)))
     if level is None and "ci95" in block:
         level = 0.95
     n = block.get("n") if isinstance(block.get("n"), int) else (int(total) if is_counts else None)
     values = {o: raw[o] * scale for o in OUTCOMES}
-    wr = _num(block.get("win_rate")) if counts is not block else None
+    wr = finite_number(block.get("win_rate")) if counts is not block else None
     if wr is not None:
         values["win_rate"] = wr * 100.0 if wr <= 1.0 else wr
     out = []
     for key, value in values.items():
-        ci = _pair(cis.get(key))
+        ci = number_pair(cis.get(key))
         out.append(Metric(suite="pairwise", name=key, value=value, unit="%", test_set=name, baseline=baseline,
                           n=n, provenance=prov, ci=(ci[0] * ci_scale, ci[1] * ci_scale) if ci else None,
                           ci_level=level if level is not None and 0 < level < 1 else None))
     return out
 
 
-def _pair(value: Any) -> tuple[float, float] | None:
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(_num(x) is not None for x in value):
-        return float(value[0]), float(value[1])
-    return None
-
-
-@IMPORTERS.register("study", "`harness-ext study results --json` output (human win/tie/loss with CIs)")
 def import_study(src: Source) -> dict[str, list[Metric]]:
     """Human preference results -> suite 'human' win/tie/loss per (model, baseline), plus judge agreement."""
     doc = read_json(src.path)
@@ -133,18 +125,18 @@ def import_study(src: Source) -> dict[str, list[Metric]]:
         if not isinstance(c, dict) or not all(isinstance(c.get(k), str) for k in ("model", "baseline")):
             raise InputError(f"comparisons[{i}] needs 'model' and 'baseline' strings.", path=src.path)
         cis = c.get("ci") if isinstance(c.get("ci"), dict) else {}
-        level = _num(c.get("ci_level"))
+        level = finite_number(c.get("ci_level"))
         for outcome in OUTCOMES:
-            value = _num(c.get(outcome))
+            value = finite_number(c.get(outcome))
             if value is None:
                 raise InputError(f"comparisons[{i}].{outcome} is not a number (got {c.get(outcome)!r}).",
                                  path=src.path)
             out.setdefault(c["model"], []).append(Metric(
                 suite="human", name=outcome, value=value, unit="%", test_set="human_study", baseline=c["baseline"],
                 n=c.get("n_votes") if isinstance(c.get("n_votes"), int) else None, provenance=prov,
-                ci=_pair(cis.get(outcome)), ci_level=level if level is not None and 0 < level < 1 else None))
+                ci=number_pair(cis.get(outcome)), ci_level=level if level is not None and 0 < level < 1 else None))
     agreement = doc.get("judge_agreement") if isinstance(doc.get("judge_agreement"), dict) else None
-    if agreement and _num(agreement.get("agreement")) is not None:
+    if agreement and finite_number(agreement.get("agreement")) is not None:
         for metrics in out.values():
             baseline = metrics[0].baseline
             metrics.append(Metric(suite="human", name="judge_agreement", value=float(agreement["agreement"]),

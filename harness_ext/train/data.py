@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness_ext.core.artifacts import iter_jsonl, read_json
-from harness_ext.data.loaders import Drop
+from harness_ext.core.artifacts import iter_rows
 from harness_ext.core.errors import InputError
 from harness_ext.core.records import Example, Turn
+from harness_ext.data.loaders import Drop
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +81,7 @@ def read_conversations(path: str | Path, drops: Counter[str] | None = None) -> l
     A row with a non-string text field is counted into `drops` (reason -> count) and skipped, or
     raises an InputError naming file and line when `drops` is None."""
     path = Path(path)
-    if path.suffix == ".json":
-        rows = read_json(path)
-        if not isinstance(rows, list):
-            raise InputError("expected a JSON list of examples.", path=path)
-        items = list(enumerate(rows, start=1))
-    else:
-        items = list(iter_jsonl(path))
+    items = [(line if line is not None else i + 1, row) for i, line, row in iter_rows(path)]
     out = []
     for line, row in items:
         try:

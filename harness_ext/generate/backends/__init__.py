@@ -9,6 +9,7 @@ Another backend registers itself with `@BACKENDS.register("name")` on a factory
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 from collections.abc import Callable
@@ -25,7 +26,10 @@ BACKENDS: Registry[BackendFactory] = Registry("backend")
 
 def _build(module: str, cls: str, model: Any, options: dict[str, Any]) -> Backend:
     factory = getattr(importlib.import_module(module), cls)
-    allowed = [p for p in inspect.signature(factory).parameters if p != "model"]
+    # A backend that groups its settings in a dataclass names it as OPTIONS; else its keywords are them.
+    options_cls = getattr(factory, "OPTIONS", None)
+    allowed = ([f.name for f in dataclasses.fields(options_cls)] if options_cls is not None
+               else [p for p in inspect.signature(factory).parameters if p != "model"])
     unknown_opts = sorted(set(options) - set(allowed))
     if unknown_opts:
         raise ConfigError(

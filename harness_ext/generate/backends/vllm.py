@@ -18,9 +18,12 @@ import os
 import queue
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness_ext.core.errors import ConfigError, StageError
+from harness_ext.core.records import Completion, SamplingParams, Turn
 from harness_ext.generate.backends.hf import trim_at_stop, validate_params
 from harness_ext.generate.backends.prompting import (
     Prompter,
@@ -29,8 +32,6 @@ from harness_ext.generate.backends.prompting import (
     resolve_prompt_format,
     split_model_path,
 )
-from harness_ext.core.errors import ConfigError, StageError
-from harness_ext.core.records import Completion, SamplingParams, Turn
 
 log = logging.getLogger(__name__)
 
@@ -214,79 +215,79 @@ class _ReplicaPool:
                 p.join(timeout=5)
 
 
-class VLLMBackend:
-    """vLLM behind the Backend protocol.
+@dataclass(frozen=True)
+class VLLMOptions:
+    """The vllm backend's settings (`generate --backend vllm` flags and `backend_options` keys)."""
 
-    `engine_factory` ("module:function") builds the engine in each replica; the default builds a
-    vllm.LLM. `context_length` overrides the window used for prompt budgeting (default: vLLM's
-    max_model_len when given, else the model config's).
-    """
+    prompt_format: str | None = None  # default: the model's own (see prompting.resolve_prompt_format)
+    tensor_parallel_size: int = 1  # GPUs per replica
+    data_parallel_size: int = 1  # replicas, each in its own process on its own GPU group
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None  # vLLM's context length (default: the model config's)
+    dtype: str = "auto"
+    seed: int = 0
+    trust_remote_code: bool = False
+    enforce_eager: bool = False  # no CUDA graphs: slower, less memory, quicker start
+    context_length: int | None = None  # the window for prompt budgeting (default: max_model_len, else the config's)
+    engine_factory: str = DEFAULT_ENGINE  # "module:function" that builds the engine in each replica
+    start_timeout: float = 1800.0  # seconds a replica may take to load
+    # vLLM schedules its own batches (continuous batching); batch_size is accepted so the same
+    # command line works for both local backends, and ignored.
+    batch_size: int | None = None
+
+    def engine_kwargs(self, model_dir: str, gguf_file: str | None) -> dict[str, Any]:
+        """What vllm.LLM (or the engine factory) is built with."""
+        kwargs: dict[str, Any] = {
+            "model": str(Path(model_dir) / gguf_file) if gguf_file else model_dir,
+            "tensor_parallel_size": self.tensor_parallel_size, "dtype": self.dtype,
+            "gpu_memory_utilization": self.gpu_memory_utilization, "seed": self.seed,
+            "trust_remote_code": self.trust_remote_code, "enforce_eager": self.enforce_eager,
+        }
+        if gguf_file:
+            kwargs["tokenizer"] = model_dir
+        if self.max_model_len:
+            kwargs["max_model_len"] = self.max_model_len
+        return kwargs
+
+
+class VLLMBackend:
+    """vLLM behind the Backend protocol, set up by a VLLMOptions (or its fields as keywords)."""
 
     name = "vllm"
+    OPTIONS = VLLMOptions  # the registry checks backend options against these fields
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        prompt_format: str | None = None,
-        tensor_parallel_size: int = 1,
-        data_parallel_size: int = 1,
-        gpu_memory_utilization: float = 0.9,
-        max_model_len: int | None = None,
-        dtype: str = "auto",
-        seed: int = 0,
-        trust_remote_code: bool = False,
-        enforce_eager: bool = False,
-        context_length: int | None = None,
-        engine_factory: str = DEFAULT_ENGINE,
-        start_timeout: float = 1800.0,
-        batch_size: int | None = None,
-    ) -> None:
+    def __init__(self, model: str, options: VLLMOptions | None = None, **fields: Any) -> None:
         from transformers import AutoConfig, AutoTokenizer
 
-        if tensor_parallel_size < 1 or data_parallel_size < 1:
+        opts = replace(options or VLLMOptions(), **fields)
+        if opts.tensor_parallel_size < 1 or opts.data_parallel_size < 1:
             raise ConfigError("tensor_parallel_size and data_parallel_size must be >= 1, got "
-                              f"{tensor_parallel_size} and {data_parallel_size}.")
-        # vLLM schedules its own batches (continuous batching); batch_size is accepted so the same
-        # command line works for both local backends, and ignored here.
-        del batch_size
+                              f"{opts.tensor_parallel_size} and {opts.data_parallel_size}.")
         model_dir, gguf_file = split_model_path(model)
         self.model_path = str(model)
-        tok_kw: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+        tok_kw: dict[str, Any] = {"trust_remote_code": opts.trust_remote_code}
         if gguf_file:
             tok_kw["gguf_file"] = gguf_file
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, **tok_kw)
         config = AutoConfig.from_pretrained(model_dir, **tok_kw)
-        fmt_name, fmt = resolve_prompt_format(model_dir, self.tokenizer, prompt_format)
-        window = context_length or max_model_len or context_length_of(config, self.tokenizer)
+        fmt_name, fmt = resolve_prompt_format(model_dir, self.tokenizer, opts.prompt_format)
+        window = opts.context_length or opts.max_model_len or context_length_of(config, self.tokenizer)
         self.prompter = Prompter(self.tokenizer, fmt, fmt_name, window)
         self.prompt_format = fmt_name
         eos = config.eos_token_id if getattr(config, "eos_token_id", None) is not None else self.tokenizer.eos_token_id
         self._base_eos = [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos]) if e is not None]
-        llm_kwargs: dict[str, Any] = {
-            "model": str(Path(model_dir) / gguf_file) if gguf_file else model_dir,
-            "tensor_parallel_size": tensor_parallel_size,
-            "dtype": dtype,
-            "gpu_memory_utilization": gpu_memory_utilization,
-            "seed": seed,
-            "trust_remote_code": trust_remote_code,
-            "enforce_eager": enforce_eager,
-        }
-        if gguf_file:
-            llm_kwargs["tokenizer"] = model_dir
-        if max_model_len:
-            llm_kwargs["max_model_len"] = max_model_len
-        self.timeout = start_timeout
-        self.data_parallel_size = data_parallel_size
+        llm_kwargs = opts.engine_kwargs(model_dir, gguf_file)
+        self.timeout = opts.start_timeout
+        self.data_parallel_size = opts.data_parallel_size
         self._engine: Any = None
         self._pool: _ReplicaPool | None = None
-        if data_parallel_size == 1:
-            self._engine = _load_factory(engine_factory)(**llm_kwargs)
+        if opts.data_parallel_size == 1:
+            self._engine = _load_factory(opts.engine_factory)(**llm_kwargs)
         else:
-            if tensor_parallel_size > 1:
+            if opts.tensor_parallel_size > 1:
                 os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
-            groups = device_groups(data_parallel_size, tensor_parallel_size, visible_gpus())
-            self._pool = _ReplicaPool(groups, engine_factory, llm_kwargs, start_timeout)
+            groups = device_groups(opts.data_parallel_size, opts.tensor_parallel_size, visible_gpus())
+            self._pool = _ReplicaPool(groups, opts.engine_factory, llm_kwargs, opts.start_timeout)
 
     def eos_ids(self, extra_stops: Sequence[str] = ()) -> list[int]:
         ids = list(self._base_eos)
