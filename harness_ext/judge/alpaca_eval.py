@@ -28,8 +28,8 @@ import yaml
 from harness_ext.core.artifacts import atomic_write_json, read_json, sha256_file, staged_dir
 from harness_ext.core.errors import DependencyError, InputError, StageError, unknown
 from harness_ext.core.paths import cache_dir, judges_dir
-from harness_ext.judge.scoring import bootstrap_ci, length_controlled_win_rate
 from harness_ext.core.secrets import scrub
+from harness_ext.judge.scoring import bootstrap_ci, length_controlled_win_rate
 
 log = logging.getLogger(__name__)
 

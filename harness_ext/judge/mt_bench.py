@@ -5,9 +5,11 @@ and coding questions use the reference-based prompts; single mode asks for a 1-1
 pairwise-baseline mode asks "[[A]]/[[B]]/[[C]]" in both answer orders (g1: model first, g2:
 baseline first). Judge calls use temperature 0 and max_tokens 2048, as FastChat does.
 
-Differences, on purpose: a reply without a usable verdict gets `score: null` (or `g1_winner:
-null`) plus an `error` field instead of FastChat's -1 / "error" sentinels, and is excluded from
-averages; verdict markers the judge quoted from the answers are skipped (verdicts.py); every
+A reply without a usable verdict is written as FastChat writes it (`score: -1`, `g1_winner:
+"error"`), because FastChat's show_result filters exactly those values (a null would be averaged
+as NaN or counted as a tie), and every record also carries an explicit `error` (`g1_error`,
+`g2_error`) field with the reason; our summaries count those as errors and exclude them.
+Differences, on purpose: verdict markers the judge quoted from the answers are skipped (verdicts.py); every
 record carries `category` and `request_sha256` so show-result needs no question file and a
 rerun re-judges only what changed.
 
@@ -30,6 +32,7 @@ from harness_ext.core.artifacts import (
     staged_dir,
 )
 from harness_ext.core.errors import ConfigError
+from harness_ext.core.records import ChatClient, ChatRequest, ChatResult, Turn
 from harness_ext.judge.mt_bench_files import (
     PROMPT_NAMES,
     Question,
@@ -40,11 +43,14 @@ from harness_ext.judge.mt_bench_files import (
     load_references,
 )
 from harness_ext.judge.mt_bench_show import summarize
-from harness_ext.llm.jobs import Job, client_stats, run_jobs
 from harness_ext.judge.verdicts import parse_choice, parse_rating
-from harness_ext.core.records import ChatClient, ChatRequest, ChatResult, Turn
+from harness_ext.llm.jobs import Job, client_stats, run_jobs
 
 MODES = ("single", "pairwise-baseline")
+# FastChat's sentinels for an unparsed verdict (common.py: score -1, winner "error"); its
+# show_result drops exactly these values, so our files use them too (with an explicit error field).
+FASTCHAT_NO_SCORE = -1
+FASTCHAT_NO_WINNER = "error"
 JUDGE_PARAMS = (("max_tokens", 2048), ("temperature", 0.0))
 Prompts = dict[str, dict[str, Any]]
 Refs = dict[Any, tuple[str, ...]]
@@ -89,7 +95,8 @@ def _single_job(q: Question, model: str, answer: tuple[str, ...], turn: int, pro
         reply = results[0].text
         v = parse_rating(reply, low=1, high=10, judged=judged, instructions=instructions)
         return {"question_id": q.question_id, "model": model, "judge": [judge_model, prompt["name"]],
-                "user_prompt": user, "judgment": reply, "score": v.value, "turn": turn, "tstamp": time.time(),
+                "user_prompt": user, "judgment": reply, "score": v.value if v.ok else FASTCHAT_NO_SCORE,
+                "turn": turn, "tstamp": time.time(),
                 "category": q.category, "error": v.error, "echoes_skipped": v.echoes}
 
     return Job(f"{q.question_id}|{model}|{turn}", [_request(judge_model, system, user)], build)
@@ -120,8 +127,8 @@ def _pair_job(q: Question, m1: str, a1: tuple[str, ...], m2: str, a2: tuple[str,
         to1 = {"A": "model_1", "B": "model_2", "tie": "tie"}
         to2 = {"A": "model_2", "B": "model_1", "tie": "tie"}
         return {"question_id": q.question_id, "model_1": m1, "model_2": m2,
-                "g1_winner": to1.get(g1.value) if g1.ok else None,
-                "g2_winner": to2.get(g2.value) if g2.ok else None,
+                "g1_winner": to1[g1.value] if g1.ok else FASTCHAT_NO_WINNER,
+                "g2_winner": to2[g2.value] if g2.ok else FASTCHAT_NO_WINNER,
                 "judge": [judge_model, prompt["name"]], "g1_user_prompt": u1, "g1_judgment": results[0].text,
                 "g2_user_prompt": u2, "g2_judgment": results[1].text, "turn": turn, "tstamp": time.time(),
                 "category": q.category, "g1_error": g1.error, "g2_error": g2.error,

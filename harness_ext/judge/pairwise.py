@@ -43,11 +43,18 @@ from harness_ext.core.artifacts import (
     staged_dir,
 )
 from harness_ext.core.errors import ConfigError, InputError, RequestsFailed
-from harness_ext.generate.outputs import ModelOutput, load_outputs, match_outputs
-from harness_ext.judge.parsers import VerdictParseError, parse_score_pair
 from harness_ext.core.paths import judges_dir
 from harness_ext.core.records import ChatClient, ChatRequest, Turn
-from harness_ext.judge.scoring import RULES, check_n_boot, length_buckets, win_tie_loss, word_count, word_stats
+from harness_ext.generate.outputs import ModelOutput, load_outputs, match_outputs
+from harness_ext.judge.parsers import VerdictParseError, parse_score_pair
+from harness_ext.judge.scoring import (
+    RULES,
+    check_n_boot,
+    length_buckets,
+    win_tie_loss,
+    word_count,
+    word_stats,
+)
 
 log = logging.getLogger(__name__)
 
