@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 
 from harness_ext.core.errors import ConfigError, RequestsFailed
-from harness_ext.llm.client import RetryPolicy, make_client
-from harness_ext.judge.pairwise import judge_pairwise, load_template
 from harness_ext.core.records import ChatRequest, ChatResult
+from harness_ext.judge.pairwise import judge_pairwise, load_template
+from harness_ext.llm.client import RetryPolicy, make_client
 from tests.conftest import run_cli
 from tests.judge_helpers import outputs, pairwise_answers, quality_judge, write_outputs
 from tests.openai_server import LoopbackServer
@@ -46,7 +46,7 @@ def test_both_orders_outcomes_ci_and_files(tmp_path):
     assert s["by_dataset"]["lima"]["n"] == 6 and s["by_dataset"]["vicuna"]["n"] == 6
     lo, hi = s["overall"]["ci95"]["win"]
     assert lo <= 8 / 12 <= hi and 0 <= lo < hi <= 1
-    assert s["judgments"] == {"total": 24, "parsed": 24, "parse_failures": 0, "request_errors": 0,
+    assert s["judgments"] == {"total": 24, "parsed": 24, "parse_failures": 0, "request_errors": 0, "parse_failures_scored": 0,
                               "parse_failure_examples": []}
     assert s["diagnostics"]["order_agreement"] == 1.0
     assert sum(bk["n"] for bk in s["diagnostics"]["length_bias"]) == 12
@@ -91,7 +91,10 @@ def test_adversarial_answers_do_not_change_parsing(tmp_path):
 def test_parse_failures_are_counted_never_scored(tmp_path):
     a, b = _files(tmp_path, n=6)
     with LoopbackServer(quality_judge, fail_first=2, faults=("garbage",)) as srv:
-        s = judge_pairwise(a, b, tmp_path / "o", _client(srv, tmp_path), "judge", n_boot=50)
+        s = judge_pairwise(a, b, tmp_path / "o", _client(srv, tmp_path), "judge", rule="paper-strict", n_boot=50)
+        paper = judge_pairwise(a, b, tmp_path / "p", _client(srv, tmp_path), "judge", rule="paper", n_boot=50)
+    # the authors' rule scores an unparsed reply as [-1, -1]: nothing is unscored, the failures are counted
+    assert paper["overall"]["unscored"] == 0 and paper["judgments"]["parse_failures"] == 2
     assert s["judgments"]["parse_failures"] == 2 and len(s["judgments"]["parse_failure_examples"]) == 2
     assert s["overall"]["unscored"] in (1, 2) and s["overall"]["n"] == 6 - s["overall"]["unscored"]
     items = [json.loads(x) for x in (tmp_path / "o" / "items.jsonl").read_text().splitlines()]

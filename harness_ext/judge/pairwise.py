@@ -1,9 +1,11 @@
 """Pairwise head-to-head judging (Long Is More, arXiv 2402.04833, Sec. 3.2 and App. A.3).
 
 For every instruction both models answered, the judge scores the two answers 1-10 twice, once
-with A shown first and once with B first. A named rule (scoring.RULES: "paper", "fastchat") turns
-the two judgments into win / tie / loss for A. An item whose judgments did not both parse (or
-whose request failed) is unscored: counted and reported, never guessed.
+with A shown first and once with B first. A named rule (scoring.RULES) reads the replies and
+turns the two judgments into win / tie / loss for A: "paper" is the authors' code (an unparsed
+reply counts as [-1, -1], a tie for that order, as their parse_score does), "paper-strict" and
+"fastchat" leave an item whose judgments did not both parse unscored. An item whose request
+failed is unscored under every rule. Every parse failure is counted and reported.
 
 A request that still fails after the client's retries stops the run before anything is written
 (RequestsFailed), unless `allow_failures` asks to publish with it recorded as an error; a reply
@@ -27,6 +29,7 @@ import hashlib
 import logging
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,15 +49,16 @@ from harness_ext.core.errors import ConfigError, InputError, RequestsFailed
 from harness_ext.core.paths import judges_dir
 from harness_ext.core.records import ChatClient, ChatRequest, Turn
 from harness_ext.generate.outputs import ModelOutput, load_outputs, match_outputs
-from harness_ext.judge.parsers import VerdictParseError, parse_score_pair
 from harness_ext.judge.scoring import (
     RULES,
+    PairRule,
     check_n_boot,
     length_buckets,
     win_tie_loss,
     word_count,
     word_stats,
 )
+from harness_ext.judge.verdicts import VerdictParseError
 
 log = logging.getLogger(__name__)
 
@@ -114,15 +118,16 @@ def load_template(path: str | Path | None = None) -> PairwiseTemplate:
                             temperature=float(data.get("temperature", 0.0)), path=str(p))
 
 
-def _judgment(item: int, order: str, a: ModelOutput, judge_model: str, result: Any) -> dict[str, Any]:
-    """One judgment row: the raw reply, and A's and B's scores when the first line parses."""
+def _judgment(item: int, order: str, a: ModelOutput, judge_model: str, result: Any,
+              parse: Callable[[str | None], tuple[float, float]]) -> dict[str, Any]:
+    """One judgment row: the raw reply, and A's and B's scores when the rule's parser reads them."""
     row: dict[str, Any] = {"item": item, "id": a.id, "dataset": a.dataset, "instruction": a.instruction,
                            "order": order, "judge_model": judge_model, "raw": result.text,
                            "request_error": result.error, "parse_error": None,
                            "score_1": None, "score_2": None, "score_a": None, "score_b": None}
     if result.ok:
         try:
-            s1, s2 = parse_score_pair(result.text)
+            s1, s2 = parse(result.text)
         except VerdictParseError as exc:
             row["parse_error"] = str(exc)
         else:
@@ -131,8 +136,25 @@ def _judgment(item: int, order: str, a: ModelOutput, judge_model: str, result: A
     return row
 
 
-def _scored(row: dict[str, Any]) -> bool:
-    return row["score_a"] is not None
+def _scores(row: dict[str, Any]) -> tuple[float, float] | None:
+    return None if row["score_a"] is None else (row["score_a"], row["score_b"])
+
+
+def _item(i: int, a: ModelOutput, b: ModelOutput, ab: dict[str, Any], ba: dict[str, Any],
+          rule: PairRule) -> dict[str, Any]:
+    """One item row: the rule's outcome for A (None: unscored), both score pairs, answer lengths.
+
+    A request that got no reply leaves the item unscored under every rule; a reply that did not
+    parse does too, unless the rule scores it as a fixed pair (the authors' [-1, -1]).
+    """
+    answered = not (ab["request_error"] or ba["request_error"])
+    outcome = rule.outcome(_scores(ab), _scores(ba)) if answered else None
+    failed = [j["order"] for j in (ab, ba) if j["parse_error"]]
+    return {"item": i, "id": a.id, "dataset": a.dataset, "instruction": a.instruction,
+            "outcome": outcome, "scores_ab": [ab["score_a"], ab["score_b"]],
+            "scores_ba": [ba["score_a"], ba["score_b"]],
+            "unparsed_orders_scored_as": list(rule.failed_as) if failed and outcome is not None else None,
+            "words_a": word_count(a.output), "words_b": word_count(b.output)}
 
 
 def judge_pairwise(
@@ -174,15 +196,10 @@ def judge_pairwise(
     judgments: list[dict[str, Any]] = []
     items: list[dict[str, Any]] = []
     for i, (a, b) in enumerate(pairs):
-        ab = _judgment(i, "ab", a, judge_model, results[2 * i])
-        ba = _judgment(i, "ba", a, judge_model, results[2 * i + 1])
+        ab = _judgment(i, "ab", a, judge_model, results[2 * i], aggregate.parse)
+        ba = _judgment(i, "ba", a, judge_model, results[2 * i + 1], aggregate.parse)
         judgments += [ab, ba]
-        outcome = (aggregate((ab["score_a"], ab["score_b"]), (ba["score_a"], ba["score_b"]))
-                   if _scored(ab) and _scored(ba) else None)
-        items.append({"item": i, "id": a.id, "dataset": a.dataset, "instruction": a.instruction,
-                      "outcome": outcome, "scores_ab": [ab["score_a"], ab["score_b"]],
-                      "scores_ba": [ba["score_a"], ba["score_b"]],
-                      "words_a": word_count(a.output), "words_b": word_count(b.output)})
+        items.append(_item(i, a, b, ab, ba, aggregate))
 
     failed = [j for j in judgments if j["request_error"]]
     if failed:
@@ -212,7 +229,9 @@ def judge_pairwise(
 def summarize(items: list[dict[str, Any]], judgments: list[dict[str, Any]], *, rule: str, seed: int,
               n_boot: int = 2000) -> dict[str, Any]:
     """Win/tie/loss per dataset and overall with CIs, failure counts and bias diagnostics."""
-    scored = [it for it in items if it["outcome"] is not None]
+    # in key order, so the bootstrap CIs do not depend on the order of the input files
+    scored = sorted((it for it in items if it["outcome"] is not None),
+                    key=lambda it: (it["dataset"] or "", str(it["id"]), it["instruction"]))
     datasets = sorted({it["dataset"] for it in items})
     by_dataset = {}
     for ds in datasets:
@@ -243,6 +262,7 @@ def summarize(items: list[dict[str, Any]], judgments: list[dict[str, Any]], *, r
         "by_dataset": by_dataset,
         "judgments": {"total": len(judgments), "parsed": sum(1 for j in judgments if j["score_1"] is not None),
                       "parse_failures": len(parse_failures), "request_errors": len(request_errors),
+                      "parse_failures_scored": sum(1 for it in items if it.get("unparsed_orders_scored_as")),
                       "parse_failure_examples": [{"item": j["item"], "order": j["order"], "reason": j["parse_error"]}
                                                  for j in parse_failures[:5]]},
         "diagnostics": {
