@@ -1,5 +1,5 @@
-"""Win/tie/loss aggregation, bootstrap confidence intervals, length statistics and
-length-controlled win rates: the statistics every judge report prints.
+"""Win/tie/loss aggregation rules, bootstrap confidence intervals and length statistics: the
+statistics every judge report prints (alpaca_eval's length-controlled win rate is in lc_winrate.py).
 
 Outcomes are the strings "win", "tie", "loss" from model A's point of view. Aggregation rules
 that turn a pair of order-swapped judgments into one outcome are registered by name in RULES.
@@ -220,42 +220,3 @@ def length_buckets(diffs: Sequence[float], outcomes: Sequence[str],
                      "win": sum(o == "win" for o in sel), "tie": sum(o == "tie" for o in sel),
                      "loss": sum(o == "loss" for o in sel)})
     return rows
-
-
-def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50) -> np.ndarray:
-    """Newton's method for logistic regression with soft targets y in [0, 1] and a small L2 penalty."""
-    w = np.zeros(x.shape[1])
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-(x @ w)))
-        grad = x.T @ (p - y) + l2 * w
-        hess = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.eye(x.shape[1])
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    return w
-
-
-def length_controlled_win_rate(preferences: Sequence[float], len_model: Sequence[float],
-                               len_ref: Sequence[float]) -> dict[str, float]:
-    """Win rate with the length effect regressed out (after Dubois et al. 2024, arXiv 2404.04475).
-
-    `preferences` are P(model beats reference) per item in [0, 1]. We fit
-    logit P = theta + phi * tanh((len_model - len_ref) / sd) and report sigmoid(theta): the win
-    rate predicted when both answers have the same length. AlpacaEval's own LC also has an
-    instruction-difficulty term fitted on other models' annotations, downloaded from the hub; we
-    cannot fit that from one model's annotations, so values can differ from the leaderboard's.
-
-    >>> prefs = [1.0] * 40 + [0.0] * 40
-    >>> long = [400] * 40 + [100] * 40   # the model wins exactly when it is longer
-    >>> r = length_controlled_win_rate(prefs, long, [250] * 80)
-    >>> r["win_rate"], r["length_controlled_win_rate"] < 0.6
-    (0.5, True)
-    """
-    y = np.asarray(preferences, dtype=float)
-    diff = np.asarray(len_model, dtype=float) - np.asarray(len_ref, dtype=float)
-    sd = diff.std() or 1.0
-    x = np.column_stack([np.ones_like(diff), np.tanh(diff / sd)])
-    theta, phi = _fit_logistic(x, y)
-    return {"win_rate": float(y.mean()), "length_controlled_win_rate": float(1 / (1 + math.exp(-theta))),
-            "length_coefficient": float(phi), "length_diff_sd": float(sd), "n": int(len(y))}
