@@ -70,7 +70,7 @@ def _run(tmp_path, rule):
         i = int(first.rsplit("-", 1)[1])
         return CASES[i][0] if first.startswith("ANSWER-A") else CASES[i][1]
 
-    s = judge_pairwise(a, b, tmp_path / rule, ScriptedClient(reply), "judge", rule=rule, n_boot=50)
+    s = judge_pairwise(a, b, tmp_path / rule, ScriptedClient(reply), "judge", rule=rule, n_boot=50).to_dict()
     items = [json.loads(x) for x in (tmp_path / rule / "items.jsonl").read_text().splitlines()]
     return s, {it["instruction"]: it for it in items}
 
