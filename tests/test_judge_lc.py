@@ -77,6 +77,7 @@ def test_lc_equals_alpaca_eval_glm(local_hub, glm):
 def test_alpaca_winrate_cli_reports_lc_model_and_ci(local_hub, tmp_path):
     rows, difficulty = _annotations(120, seed=4)
     gamed, _ = _hub_files(local_hub, difficulty)
+    assert local_hub == tmp_path
     (tmp_path / "annotations.json").write_text(json.dumps(rows))
     ref = glm_winrate.get_length_controlled_winrate(pd.DataFrame(rows), save_weights_dir=None)  # its default
     r = run_cli("judge", "alpaca-winrate", "--annotations", str(tmp_path / "annotations.json"), "--lc-gamed-baseline",
@@ -86,6 +87,9 @@ def test_alpaca_winrate_cli_reports_lc_model_and_ci(local_hub, tmp_path):
     m = json.loads((tmp_path / "wr.json").read_text())["models"]["mine"]
     assert m["lc_glm"] == "length_controlled_v1" and len(m["lc_ci95"]) == 2
     assert m["length_controlled_winrate"] == pytest.approx(ref["length_controlled_winrate"], abs=1e-6)
+    both = LCFiles(gamed_baseline=gamed, instruction_difficulty=tmp_path / "instruction_difficulty.csv")
+    assert length_controlled_winrate(rows, both, n_boot=1)["length_controlled_winrate"] == pytest.approx(
+        ref["length_controlled_winrate"], abs=1e-6)  # consistent files: the same default model
     minimal = alpaca_winrates(tmp_path / "annotations.json", n_boot=20, lc_n_boot=5)["models"]["mine"]
     assert minimal["lc_glm"] == "length_controlled_minimal"
     missing = run_cli("judge", "alpaca-winrate", "--annotations", str(tmp_path / "annotations.json"),

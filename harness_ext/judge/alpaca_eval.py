@@ -220,7 +220,7 @@ def _failure_hint(output: str) -> str:
 def run_alpaca_eval(model_outputs: str | Path, reference_outputs: str | Path, out: str | Path, *,
                     config: str = "harness_pairwise", judge_model: str | None = None,
                     base_url: str | None = None, api_key: str | None = None,
-                    timeout: float | None = None) -> dict[str, Any]:
+                    timeout: float | None = None, lc_files: LCFiles | None = None) -> dict[str, Any]:
     """Run the real `alpaca_eval evaluate` CLI with our annotator config against an OpenAI-compatible
     endpoint, then compute win rates, avg_length and the LC win rate (alpaca_winrates) from its annotations.
 
@@ -254,6 +254,6 @@ def run_alpaca_eval(model_outputs: str | Path, reference_outputs: str | Path, ou
     annotations = sorted((out / "alpaca_eval").rglob("annotations.json"))
     if not annotations:
         raise StageError(f"alpaca_eval finished but wrote no annotations.json under {out / 'alpaca_eval'}.")
-    report = alpaca_winrates(annotations[0])
+    report = alpaca_winrates(annotations[0], lc_files=lc_files)
     atomic_write_json(out / "winrates.json", report)
     return report

@@ -120,9 +120,17 @@ def design(pref: np.ndarray, len_ref: np.ndarray, len_model: np.ndarray, index: 
     std = float(np.std(delta, ddof=1)) if len(delta) > 1 else 0.0
     std_delta = delta / std if std > 0 else np.zeros_like(delta)
     difficulty = gamed_rows = None
-    if files.gamed_baseline:
+    if files.gamed_baseline:  # alpaca_eval takes the difficulty from df_gamed.csv
         lookup, gamed_rows = _gamed(files.gamed_baseline)
-    if files.instruction_difficulty:
+        if files.instruction_difficulty:
+            other = _difficulty_file(files.instruction_difficulty)
+            bad = [i for i in index if i in lookup and abs(other.get(i, math.nan) - lookup[i]) > 1e-9]
+            if bad:
+                raise InputError(f"instruction difficulty of item {bad[0]} differs between the two files "
+                                 f"({other.get(bad[0])} here, {lookup[bad[0]]} in {files.gamed_baseline}).",
+                                 path=files.instruction_difficulty,
+                                 hint="use the two files of one alpaca_eval release, or pass only df_gamed.csv.")
+    elif files.instruction_difficulty:
         lookup = _difficulty_file(files.instruction_difficulty)
     if uses_difficulty:
         missing = [i for i in index if i not in lookup]
