@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness_ext.llm.client import make_client  # noqa: E402
 from harness_ext.judge.pairwise import judge_pairwise, load_template  # noqa: E402
+from harness_ext.llm.client import make_client  # noqa: E402
 from tests.judge_helpers import outputs, write_outputs  # noqa: E402
 
 
@@ -85,7 +85,7 @@ def main() -> int:
         summary = judge_pairwise(a, b, work / "out", client, "bench-judge", n_boot=1000)
         ours, ours_cpu = time.perf_counter() - t0, time.process_time() - c0
         served = stats(url)["served"]
-        assert summary["judgments"]["parsed"] == n_req, summary["judgments"]
+        assert summary.judgments.parsed == n_req, summary.judgments
 
         before = stats(url)["requests"]
         t0 = time.perf_counter()

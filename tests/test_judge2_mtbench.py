@@ -126,7 +126,7 @@ def test_parse_failures_are_counted_and_excluded(bench, tmp_path):
     report = _judge(bench, tmp_path / "out", ScriptedClient(judge), models=["short", "long"])
     recs = _read(judgment_path(tmp_path / "out", "judge-x", "single"))
     bad = [r for r in recs if r["model"] == "short" and r["turn"] == 1]
-    assert all(r["score"] is None and "no [[rating]] marker" in r["error"] for r in bad)
+    assert all(r["score"] == -1 and "no [[rating]] marker" in r["error"] for r in bad)  # FastChat sentinel + reason
     assert all(r["judgment"] == "I refuse to grade." for r in bad)  # raw text kept
     short = report["summary"]["models"]["short"]
     assert short["errors"] == 3 and short["turn1"] is None and short["judged"] == 3

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from harness_ext.core.errors import ConfigError
-from harness_ext.judge.alpaca_eval import alpaca_config_dir, alpaca_winrates
 from harness_ext.core.paths import judges_dir
+from harness_ext.judge.alpaca_eval import alpaca_config_dir, alpaca_winrates
 from tests.conftest import cli_env, run_cli
 from tests.openai_server import LoopbackServer, last_user_text
 
@@ -76,10 +76,15 @@ def test_winrates_skip_null_preferences_and_control_length(tmp_path):
     rows.append({"instruction": "x", "output_1": "a", "output_2": "b", "generator_1": "ref", "generator_2": "m",
                  "preference": None})  # a failed annotation as alpaca_eval stores it
     (tmp_path / "ann.json").write_text(json.dumps(rows))
-    r = alpaca_winrates(tmp_path / "ann.json", n_boot=100)["models"]["m"]
+    r = alpaca_winrates(tmp_path / "ann.json", n_boot=100, lc_n_boot=20)["models"]["m"]
     assert r["n"] == 80 and r["unparsed"] == 1 and r["wins"] == 52 and r["losses"] == 28
     assert r["win_rate"] == 65.0
-    assert r["length_coefficient"] > 0 and abs(r["length_controlled_win_rate"] - 50.0) < 1.0
+    assert r["avg_length"] == int((60 * 500 + 20 * 100 + 1) / 81)  # alpaca_eval's: every output, int()
+    assert r["avg_length_scored"] == (60 * 500 + 20 * 100) / 80
+    assert r["lc_glm"] == "length_controlled_minimal"  # no hub files given
+    # at equal length the model is no better than the reference (alpaca_eval's own GLM gives 50.0 here too)
+    assert abs(r["length_controlled_winrate"] - 50.0) < 1.0 and r["lc_warning"] is None
+    assert r["lc_ci95"][0] <= r["length_controlled_winrate"] <= r["lc_ci95"][1]
 
 
 def test_alpaca_config_copy_and_errors(tmp_path):
@@ -101,3 +106,54 @@ def test_alpaca_eval_failure_is_reported_as_its_exception_line():
             'openai.APIConnectionError: Connection error.\n')
     assert _last_error(tail) == "openai.APIConnectionError: Connection error."
     assert _last_error("INFO something\nfinal words\n") == "final words" and _last_error("") == "no output"
+
+
+def _unsure_judge(body):
+    """Like _alpaca_judge, but a reply without a verdict when answer 1 says UNSURE (alpaca_eval stores null)."""
+    prompt = last_user_text(body)
+    first = prompt.split("=== answer 1 ===")[1].split("=== end of answer 1 ===")[0]
+    return "Both answers have merit." if "UNSURE" in first else _alpaca_judge(body)
+
+
+def test_alpaca_eval_cli_reruns_from_its_cache_and_avg_length_matches(tmp_path):
+    """The second `alpaca_eval evaluate` on the same outputs is answered from the cache: 0 requests,
+    exit 0, the same leaderboard (it crashed with pandas 3 before the cache anchor, see anchor_cache)."""
+    exe = _alpaca_cli()
+    model = [{"instruction": f"Task {i}", "output": ("GOOD " if i < 6 else "weak ") + "detail " * (3 * i),
+              "generator": "ours"} for i in range(10)]
+    ref = [{"instruction": f"Task {i}", "output": "reference" + (" GOOD" if i >= 8 else "") + (" UNSURE" * (i in (2, 3))),
+            "generator": "reference"} for i in range(10)]
+    (tmp_path / "model.json").write_text(json.dumps(model))
+    (tmp_path / "ref.json").write_text(json.dumps(ref))
+    cfg = alpaca_config_dir("harness_pairwise", judge_model="loopback-judge")
+    runs = []
+    with LoopbackServer(_unsure_judge) as srv:
+        env = cli_env(OPENAI_API_BASE=srv.base_url, OPENAI_API_KEY="sk-alpaca-test-1234",
+                      OPENAI_CLIENT_CONFIG_PATH=str(tmp_path / "no-client-config.yaml"))
+        for k in range(3):
+            r = subprocess.run([exe, "evaluate", "--model_outputs", "model.json", "--reference_outputs", "ref.json",
+                                "--annotators_config", str(cfg), "--fn_metric", "get_winrate", "--sort_by",
+                                "win_rate", "--output_path", f"out{k}", "--is_cache_leaderboard", "False"],
+                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+            assert r.returncode == 0, r.stderr[-3000:]
+            runs.append(srv.served)
+    # the first run asks 10 times, every later run 0 times (the two unparsed replies are cached too)
+    assert runs == [10, 10, 10]
+    boards = [(tmp_path / f"out{k}" / "leaderboard.csv").read_text() for k in range(3)]
+    assert boards[0] == boards[1] == boards[2]
+    header, row = boards[0].splitlines()[:2]
+    board = dict(zip(header.split(","), row.split(","), strict=True))
+    ours = alpaca_winrates(tmp_path / "out1" / "annotations.json", n_boot=50, lc_n_boot=5)["models"]["ours"]
+    assert ours["unparsed"] == 2 and ours["n"] == 8
+    assert ours["avg_length"] == int(board["avg_length"])  # every output, unparsed rows included, int()
+    assert ours["avg_length"] != int(ours["avg_length_scored"])  # the number that differed before
+    assert ours["win_rate"] == pytest.approx(float(board["win_rate"]), abs=1e-9)
+    assert ours["standard_error"] == pytest.approx(float(board["standard_error"]), abs=1e-9)
+
+
+def test_failure_hint_blames_the_endpoint_only_for_endpoint_errors():
+    from harness_ext.judge.alpaca_eval import _failure_hint
+
+    assert "judge endpoint (base_url)" in _failure_hint("openai.AuthenticationError: Error code: 401")
+    hint = _failure_hint("TypeError: Invalid value '1.5' for dtype 'int64'")
+    assert "not from the judge endpoint" in hint and "base_url" not in hint

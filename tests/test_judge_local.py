@@ -7,9 +7,9 @@ import json
 import pytest
 
 from harness_ext.core.errors import InputError
-from harness_ext.llm.local import make_local_client
-from harness_ext.judge.pairwise import judge_pairwise
 from harness_ext.core.records import ChatClient, ChatRequest, Turn
+from harness_ext.judge.pairwise import judge_pairwise
+from harness_ext.llm.local import make_local_client
 from tests.conftest import run_cli
 from tests.judge_helpers import outputs, write_outputs
 
@@ -34,7 +34,7 @@ def test_local_judge_pairwise_counts_unparseable_replies(tiny_model_dir, tmp_pat
     a = write_outputs(tmp_path / "a.json", outputs("a", {("d", f"q{i}"): f"answer a{i}" for i in range(3)}))
     b = write_outputs(tmp_path / "b.json", outputs("b", {("d", f"q{i}"): f"answer b{i}" for i in range(3)}))
     client = make_local_client(tiny_model_dir, batch_size=6, cache_dir=tmp_path / "c")
-    s = judge_pairwise(a, b, tmp_path / "o", client, "tiny", n_boot=20, max_tokens=5)
+    s = judge_pairwise(a, b, tmp_path / "o", client, "tiny", n_boot=20, max_tokens=5).to_dict()
     # a random tiny model does not answer in the required format: every reply is counted, none scored
     assert s["judgments"]["total"] == 6 and s["judgments"]["parse_failures"] + s["judgments"]["parsed"] == 6
     rows = [json.loads(x) for x in (tmp_path / "o" / "judgments.jsonl").read_text().splitlines()]

@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 
 from harness_ext.core.errors import ConfigError, RequestsFailed
-from harness_ext.llm.client import RetryPolicy, make_client
+from harness_ext.core.records import ChatRequest, ChatResult, JudgmentCounts, PairwiseSummary
 from harness_ext.judge.pairwise import judge_pairwise, load_template
-from harness_ext.core.records import ChatRequest, ChatResult
+from harness_ext.llm.client import RetryPolicy, make_client
 from tests.conftest import run_cli
 from tests.judge_helpers import outputs, pairwise_answers, quality_judge, write_outputs
 from tests.openai_server import LoopbackServer
@@ -42,18 +42,22 @@ def test_both_orders_outcomes_ci_and_files(tmp_path):
     with LoopbackServer(quality_judge) as srv:
         s = judge_pairwise(a, b, tmp_path / "out", _client(srv, tmp_path), "judge", rule="paper", seed=1)
         assert srv.served == 24
-    assert (s["overall"]["counts"]) == {"win": 8, "tie": 2, "loss": 2}
-    assert s["by_dataset"]["lima"]["n"] == 6 and s["by_dataset"]["vicuna"]["n"] == 6
-    lo, hi = s["overall"]["ci95"]["win"]
+    assert s.overall.counts == {"win": 8, "tie": 2, "loss": 2}
+    assert s.by_dataset["lima"].n == 6 and s.by_dataset["vicuna"].n == 6
+    lo, hi = s.overall.ci95["win"]
     assert lo <= 8 / 12 <= hi and 0 <= lo < hi <= 1
-    assert s["judgments"] == {"total": 24, "parsed": 24, "parse_failures": 0, "request_errors": 0,
-                              "parse_failure_examples": []}
-    assert s["diagnostics"]["order_agreement"] == 1.0
-    assert sum(bk["n"] for bk in s["diagnostics"]["length_bias"]) == 12
+    assert s.judgments == JudgmentCounts(total=24, parsed=24, parse_failures=0, request_errors=0)
+    assert s.diagnostics["order_agreement"] == 1.0
+    assert sum(bk["n"] for bk in s.diagnostics["length_bias"]) == 12
+    # the record is what summary.json holds, and reads back from it
+    on_disk = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(s.to_dict())) and PairwiseSummary.from_dict(on_disk).to_dict() == on_disk
+    assert list(on_disk) == ["rule", "rule_doc", "items", "scored_items", "overall", "by_dataset", "judgments",
+                             "diagnostics", "inputs", "judge", "provenance"]  # the file format is unchanged
     rows = [json.loads(x) for x in (tmp_path / "out" / "judgments.jsonl").read_text().splitlines()]
     assert Counter((r["item"], r["order"]) for r in rows) == {(i, o): 1 for i in range(12) for o in ("ab", "ba")}
     assert all(r["raw"].startswith(f"{int(r['score_1'])} {int(r['score_2'])}\n") for r in rows)
-    assert s["judge"]["prompt_sha256"] == load_template().sha256
+    assert s.judge["prompt_sha256"] == load_template().sha256
     for f in ("judgments.jsonl", "items.jsonl", "summary.json", "report.md"):
         assert "sk-pairwise-secret-42" not in (tmp_path / "out" / f).read_text()
     assert "| overall | 12 | 66.7 | 16.7 | 16.7 |" in (tmp_path / "out" / "report.md").read_text()
@@ -64,8 +68,8 @@ def test_paper_and_fastchat_rules_differ_on_inconsistent_pairs(tmp_path):
     b = write_outputs(tmp_path / "b.json", outputs("b", {("d", "q"): "same"}))
     with LoopbackServer(quality_judge) as srv:
         client = _client(srv, tmp_path)
-        paper = judge_pairwise(a, b, tmp_path / "p", client, "judge", rule="paper", n_boot=50)
-        fast = judge_pairwise(a, b, tmp_path / "f", client, "judge", rule="fastchat", n_boot=50)
+        paper = judge_pairwise(a, b, tmp_path / "p", client, "judge", rule="paper", n_boot=50).to_dict()
+        fast = judge_pairwise(a, b, tmp_path / "f", client, "judge", rule="fastchat", n_boot=50).to_dict()
         assert srv.served == 2  # the second rule reused the cached judgments
     # order ab: 4 vs 3 (A first, with its bonus); order ba: 3 vs 3 -> paper: +1 = win; fastchat: inconsistent = tie
     assert paper["overall"]["counts"]["win"] == 1 and fast["overall"]["counts"]["tie"] == 1
@@ -78,7 +82,7 @@ def test_adversarial_answers_do_not_change_parsing(tmp_path):
     a = write_outputs(tmp_path / "a.json", outputs("a", {("d", "q"): "GOOD and correct"}))
     b = write_outputs(tmp_path / "b.json", outputs("b", {("d", "q"): attack}))
     with LoopbackServer(quality_judge) as srv:
-        s = judge_pairwise(a, b, tmp_path / "o", _client(srv, tmp_path), "judge", n_boot=50)
+        s = judge_pairwise(a, b, tmp_path / "o", _client(srv, tmp_path), "judge", n_boot=50).to_dict()
         prompts = [m["content"] for body in srv.bodies for m in body["messages"] if m["role"] == "user"]
     rows = [json.loads(x) for x in (tmp_path / "o" / "judgments.jsonl").read_text().splitlines()]
     assert all("Score: 10 1" in r["raw"] for r in rows if r["order"] == "ab")  # the judge quoted it...
@@ -91,7 +95,10 @@ def test_adversarial_answers_do_not_change_parsing(tmp_path):
 def test_parse_failures_are_counted_never_scored(tmp_path):
     a, b = _files(tmp_path, n=6)
     with LoopbackServer(quality_judge, fail_first=2, faults=("garbage",)) as srv:
-        s = judge_pairwise(a, b, tmp_path / "o", _client(srv, tmp_path), "judge", n_boot=50)
+        s = judge_pairwise(a, b, tmp_path / "o", _client(srv, tmp_path), "judge", rule="paper-strict", n_boot=50).to_dict()
+        paper = judge_pairwise(a, b, tmp_path / "p", _client(srv, tmp_path), "judge", rule="paper", n_boot=50).to_dict()
+    # the authors' rule scores an unparsed reply as [-1, -1]: nothing is unscored, the failures are counted
+    assert paper["overall"]["unscored"] == 0 and paper["judgments"]["parse_failures"] == 2
     assert s["judgments"]["parse_failures"] == 2 and len(s["judgments"]["parse_failure_examples"]) == 2
     assert s["overall"]["unscored"] in (1, 2) and s["overall"]["n"] == 6 - s["overall"]["unscored"]
     items = [json.loads(x) for x in (tmp_path / "o" / "items.jsonl").read_text().splitlines()]
@@ -102,11 +109,11 @@ def test_thirty_percent_faults_every_judgment_exactly_once_and_rerun_is_free(tmp
     a, b = _files(tmp_path, n=40)
     with LoopbackServer(quality_judge, fault_rate=0.3, retry_after=0.01, hang_seconds=2, seed=7) as srv:
         s = judge_pairwise(a, b, tmp_path / "o", _client(srv, tmp_path, timeout=0.3, concurrency=16), "judge",
-                           n_boot=100)
+                           n_boot=100).to_dict()
         assert set(srv.fault_counts) == {"429", "500", "hang", "truncate", "garbage"}
         assert sorted(srv.served_keys.values()) == [1] * 80  # each judgment answered once
         first = srv.requests
-        s2 = judge_pairwise(a, b, tmp_path / "o2", _client(srv, tmp_path), "judge", n_boot=100)
+        s2 = judge_pairwise(a, b, tmp_path / "o2", _client(srv, tmp_path), "judge", n_boot=100).to_dict()
         assert srv.requests == first  # the rerun was answered from the cache
     # an unparseable 200 reply is a parse failure of that judgment, counted, not retried or scored
     assert s["judgments"]["parse_failures"] == srv.fault_counts["garbage"]
@@ -142,7 +149,7 @@ def test_request_errors_publish_nothing_unless_allowed(tmp_path):
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before  # neither replaced nor half-written
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".o.")] == []
 
-    s = judge_pairwise(a, b, tmp_path / "o2", _FailingClient(), "judge", n_boot=10, allow_failures=True)
+    s = judge_pairwise(a, b, tmp_path / "o2", _FailingClient(), "judge", n_boot=10, allow_failures=True).to_dict()
     assert s["judgments"]["request_errors"] == 6 and s["scored_items"] == 0 and s["overall"]["unscored"] == 3
     # Nothing scored: every rate and CI is null, which strict JSON parsers accept (NaN they reject).
     doc = _strict_json(tmp_path / "o2" / "summary.json")

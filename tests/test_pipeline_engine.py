@@ -144,12 +144,16 @@ def test_field_help_lists_nested_keys():
     assert "arms:" in text and "  select:" in text and "    strategy:" in text
 
 
-def _summary(first: float, second: float, agree: float) -> dict:
-    return {"judgments": {"total": 20, "parse_failures": 1, "request_errors": 0},
-            "overall": {"counts": {"win": 3, "tie": 5, "loss": 2}, "win_rate": 0.55,
-                        "ci95": {"win_rate": [0.3, 0.8]}},
-            "diagnostics": {"preferred_position": {"first": first, "second": second, "equal": 0.0},
-                            "order_agreement": agree, "order_agreement_n": 10}}
+def _summary(first: float, second: float, agree: float):
+    from harness_ext.core.records import JudgmentCounts, OutcomeStats, PairwiseSummary
+
+    overall = OutcomeStats(n=10, counts={"win": 3, "tie": 5, "loss": 2}, win=0.3, tie=0.5, loss=0.2, win_rate=0.55,
+                           ci95={"win_rate": [0.3, 0.8]})
+    return PairwiseSummary(rule="paper", rule_doc="", items=10, scored_items=10, overall=overall,
+                           by_dataset={"d": overall},
+                           judgments=JudgmentCounts(total=20, parsed=19, parse_failures=1, request_errors=0),
+                           diagnostics={"preferred_position": {"first": first, "second": second, "equal": 0.0},
+                                        "order_agreement": agree, "order_agreement_n": 10})
 
 
 def test_judge_caveats_conclude_from_the_runs_own_diagnostics():

@@ -35,7 +35,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--a", required=True, metavar="OUTPUTS_A", help="outputs of model A (the one reported)")
     p.add_argument("--b", required=True, metavar="OUTPUTS_B", help="outputs of model B (the baseline)")
     p.add_argument("--out", required=True, help="output folder (judgments.jsonl, items.jsonl, summary.json, report.md)")
-    p.add_argument("--rule", default="paper", help="aggregation of the two orders: " + ", ".join(RULES.names()))
+    p.add_argument("--rule", default="paper", help="how replies are read and the two orders combined: "
+                   + "; ".join(f"{n}: {RULES.doc(n)}" for n in RULES.names()))
     p.add_argument("--template", default=None, help="pairwise judge template YAML (default judges/pairwise/default.yaml)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples, >= 1 (default 2000)")
@@ -50,25 +51,29 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from harness_ext.core.artifacts import require_files
-    from harness_ext.judge.pairwise import judge_pairwise
+    from harness_ext.judge.pairwise import PairwiseOptions, judge_pairwise
     from harness_ext.judge.scoring import RULES, check_n_boot
 
     RULES.get(args.rule)  # fail on a bad rule or resample count before any request is sent
     check_n_boot(args.n_boot)
     require_files(args.a, args.b)  # and on a missing input before asking for credentials
     client, judge_model = client_from_args(args)
-    summary = judge_pairwise(args.a, args.b, Path(args.out), client, judge_model, rule=args.rule, seed=args.seed,
-                             template=args.template, n_boot=args.n_boot, max_tokens=args.max_tokens,
-                             allow_failures=args.allow_failures)
+    options = PairwiseOptions(rule=args.rule, seed=args.seed, template=args.template, n_boot=args.n_boot,
+                              max_tokens=args.max_tokens, allow_failures=args.allow_failures)
+    summary = judge_pairwise(args.a, args.b, Path(args.out), client, judge_model, options)
     print((Path(args.out) / "report.md").read_text(encoding="utf-8"))
     stats = dict(getattr(client, "stats", {}))
     if stats:
         print("client: " + json.dumps(stats, sort_keys=True))
-    errors = summary["judgments"]["request_errors"]
-    if errors:
-        import sys
+    import sys
 
+    errors = summary.judgments.request_errors
+    if summary.judgments.parse_failures_scored:
+        print(f"harness-ext judge pairwise: {summary.judgments.parse_failures_scored} item(s) include a judge reply "
+              f"that did not parse, scored as rule '{summary.rule}' says (the authors' code counts it as [-1, -1], "
+              "a tie for that order); --rule paper-strict leaves such items unscored.", file=sys.stderr)
+    if errors:
         print(f"harness-ext judge pairwise: {errors} judge request(s) failed after retries and were published "
               "as unscored (--allow-failures); rerun the same command to retry only those (answers received "
               "are cached).", file=sys.stderr)
-    return 0 if summary["scored_items"] else 1
+    return 0 if summary.scored_items else 1

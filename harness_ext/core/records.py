@@ -165,3 +165,122 @@ class ToneClassifier(Protocol):
     continuation of the instruction text."""
 
     def answer_like(self, instructions: list[str], responses: list[str]) -> list[bool]: ...
+
+
+def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `d` that are fields of dataclass `cls` (a newer file may carry more)."""
+    names = {f for f in cls.__dataclass_fields__}  # type: ignore[attr-defined]
+    return {k: v for k, v in d.items() if k in names}
+
+
+@dataclass
+class Judgment:
+    """One pairwise judgment: one item judged in one order ("ab": A shown first, "ba": B first).
+
+    A row of judgments.jsonl. `score_1`/`score_2` are the scores of the answers in the order shown,
+    `score_a`/`score_b` the same scores by model; all None when the reply did not parse
+    (`parse_error`) or no reply came (`request_error`).
+    """
+
+    item: int
+    id: str
+    dataset: str
+    instruction: str
+    order: Literal["ab", "ba"]
+    judge_model: str
+    raw: str | None = None
+    request_error: str | None = None
+    parse_error: str | None = None
+    score_1: float | None = None
+    score_2: float | None = None
+    score_a: float | None = None
+    score_b: float | None = None
+
+    @property
+    def scores(self) -> tuple[float, float] | None:
+        """(score of A, score of B), or None when this judgment has no scores."""
+        return None if self.score_a is None or self.score_b is None else (self.score_a, self.score_b)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Judgment:
+        return cls(**_known(cls, d))
+
+
+@dataclass
+class OutcomeStats:
+    """Win / tie / loss of A over a set of items: counts, rates and bootstrap 95% CIs (None over no items)."""
+
+    n: int
+    counts: dict[str, int]
+    win: float | None
+    tie: float | None
+    loss: float | None
+    win_rate: float | None  # wins + half the ties, as a fraction
+    ci95: dict[str, Any]  # outcome or "win_rate" -> [lo, hi] (or [None, None])
+    bootstrap: dict[str, Any] = field(default_factory=dict)
+    unscored: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OutcomeStats:
+        return cls(**_known(cls, d))
+
+
+@dataclass
+class JudgmentCounts:
+    """How the judge's replies fared: parsed, parse failures (and how many of those were scored
+    anyway, as the rule says), request errors, a few failure examples."""
+
+    total: int
+    parsed: int
+    parse_failures: int
+    request_errors: int
+    parse_failures_scored: int = 0
+    parse_failure_examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> JudgmentCounts:
+        return cls(**_known(cls, d))
+
+
+@dataclass
+class PairwiseSummary:
+    """A head-to-head comparison of model A against model B: the summary.json of `judge pairwise`.
+
+    `to_dict()` writes the file's JSON form (unchanged since before this record existed);
+    `from_dict()` reads it back. `diagnostics` (position and length bias), `inputs`, `judge` and
+    `provenance` are reports, kept as JSON objects.
+    """
+
+    rule: str
+    rule_doc: str
+    items: int
+    scored_items: int
+    overall: OutcomeStats
+    by_dataset: dict[str, OutcomeStats]
+    judgments: JudgmentCounts
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    judge: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("inputs", "judge", "provenance"):
+            if not d[key]:
+                d.pop(key)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PairwiseSummary:
+        return cls(**{**_known(cls, d), "overall": OutcomeStats.from_dict(d["overall"]),
+                      "by_dataset": {k: OutcomeStats.from_dict(v) for k, v in d["by_dataset"].items()},
+                      "judgments": JudgmentCounts.from_dict(d["judgments"])})

@@ -5,9 +5,9 @@ prompt path relative to the folder's parent, and caches annotations next to conf
 (`annotations_seed0_configs.json`). A config inside an installed wheel would therefore cache into
 site-packages; `alpaca_config_dir` copies the folder to the user cache (or a chosen place) first.
 
-alpaca_eval's length-controlled win rate downloads a GLM's instruction-difficulty data from the
-Hugging Face hub; `alpaca_winrates` computes the plain win rate and our own length-controlled win
-rate (scoring.length_controlled_win_rate) from the annotations file, offline.
+`alpaca_winrates` computes alpaca_eval's win rate, avg_length and length-controlled win rate
+(lc_winrate.py, the same GLM fit; alpaca_eval downloads that GLM's data from the Hugging Face hub,
+we read it from local files when given) from the annotations file, offline.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ import yaml
 from harness_ext.core.artifacts import atomic_write_json, read_json, sha256_file, staged_dir
 from harness_ext.core.errors import DependencyError, InputError, StageError, unknown
 from harness_ext.core.paths import cache_dir, judges_dir
-from harness_ext.judge.scoring import bootstrap_ci, length_controlled_win_rate
 from harness_ext.core.secrets import scrub
+from harness_ext.judge.lc_winrate import LCFiles, length_controlled_winrate
+from harness_ext.judge.scoring import bootstrap_ci, check_n_boot
 
 log = logging.getLogger(__name__)
 
@@ -63,33 +64,105 @@ def alpaca_config_dir(name: str = "harness_pairwise", dest: str | Path | None = 
     for f in src.iterdir():
         if f.is_file() and f.name != "configs.yaml" and not f.name.startswith("annotations_"):
             wanted[f.name] = f.read_text(encoding="utf-8")
-    if all((target / k).is_file() and (target / k).read_text(encoding="utf-8") == v for k, v in wanted.items()):
-        return target
-    with staged_dir(target) as tmp:
-        for k, v in wanted.items():
-            (tmp / k).write_text(v, encoding="utf-8")
+    if not all((target / k).is_file() and (target / k).read_text(encoding="utf-8") == v for k, v in wanted.items()):
+        with staged_dir(target) as tmp:
+            for k, v in wanted.items():
+                (tmp / k).write_text(v, encoding="utf-8")
+    for annotator in config:
+        anchor_cache(target / CACHE_FILE, annotator)
     return target
 
 
+# alpaca_eval caches annotations in <config folder>/annotations_seed<seed>_<config stem>.json.
+CACHE_FILE = "annotations_seed0_configs.json"
+ANCHOR_INSTRUCTION = ("[harness_ext cache anchor: keeps the preference column float when pandas reads this file; "
+                      "never matches an instruction]")
+
+
+def anchor_cache(path: Path, annotator: str) -> None:
+    """Make sure alpaca_eval's annotation cache at `path` holds one anchor row with preference 1.5.
+
+    Why: alpaca_eval reloads the cache with pandas.read_json, which turns a column of integral floats
+    (our verdicts are 1.0 or 2.0) into int64. When every annotation of a run is cached, alpaca_eval
+    (pairwise_evaluator._preprocess) then assigns 1.5 into that int64 column, which pandas >= 3
+    refuses ("Invalid value '1.5' for dtype 'int64'"), so a second run on the same outputs crashed.
+    One non-integral value keeps the column float64. The anchor's instruction and outputs match no
+    real example, so alpaca_eval never merges it into a result, and it keeps the row when it rewrites
+    the file.
+    """
+    rows = read_json(path) if path.is_file() else []
+    if not isinstance(rows, list):
+        raise InputError("alpaca_eval's annotation cache is not a JSON list.", path=path,
+                         hint="delete the file to start the cache afresh (the judge is then asked again).")
+    if any(isinstance(r, dict) and r.get("instruction") == ANCHOR_INSTRUCTION and r.get("annotator") == annotator
+           for r in rows):
+        return
+    rows.append({"instruction": ANCHOR_INSTRUCTION, "output_1": "", "output_2": "", "annotator": annotator,
+                 "preference": 1.5})
+    atomic_write_json(path, rows)
+
+
 def _preference(value: Any) -> float | None:
-    """alpaca_eval's preference (1 = reference wins, 2 = model wins, 1.5 = tie) or None when missing."""
+    """alpaca_eval's preference (1 = reference wins, 2 = model wins, 1.5 or its legacy 0 = tie) or
+    None when missing or not a preference (get_winrate drops those rows too).
+
+    >>> _preference(2), _preference(0), _preference(None), _preference(-1)
+    (2.0, 1.5, None, None)
+    """
     if value is None:
         return None
     try:
         v = float(value)
     except (TypeError, ValueError):
         return None
+    v = 1.5 if v == 0 else v
     if math.isnan(v) or not 1 <= v <= 2:
         return None
     return v
 
 
-def alpaca_winrates(annotations: str | Path, *, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """Win rate and our length-controlled win rate (both in %) from an alpaca_eval annotations.json.
+def _model_winrates(rs: list[dict[str, Any]], *, n_boot: int, seed: int, lc_files: LCFiles,
+                    lc_n_boot: int) -> dict[str, Any]:
+    """One model's numbers, each under alpaca_eval's name where alpaca_eval defines it."""
+    prefs = [_preference(r["preference"]) for r in rs]
+    kept = [(p, r) for p, r in zip(prefs, rs, strict=True) if p is not None]
+    # alpaca_eval (main.evaluate): int(mean character length of every model output), unparsed rows included
+    avg_length = int(np.mean([len(str(r["output_2"])) for r in rs]))
+    if not kept:
+        return {"n": 0, "unparsed": len(rs), "avg_length": avg_length}
+    # the order of rows in the file does not matter: resample in instruction order
+    y = np.array([p - 1 for p, _ in sorted(kept, key=lambda pr: str(pr[1].get("instruction")))])
+    lo, hi = bootstrap_ci(y, lambda s: s.mean(axis=1), n_boot=n_boot, seed=seed)
+    lc = length_controlled_winrate(rs, lc_files, n_boot=lc_n_boot, seed=seed)
+    if lc["warning"]:
+        log.warning("%s: %s", rs[0].get("generator_2", "model"), lc["warning"])
+    return {
+        "reference": str(kept[0][1].get("generator_1", "reference")),
+        "n": len(kept), "unparsed": len(rs) - len(kept),
+        "win_rate": 100 * float(y.mean()), "win_rate_ci95": [100 * lo, 100 * hi],
+        "standard_error": 100 * float(y.std(ddof=1) / math.sqrt(len(y))) if len(y) > 1 else None,
+        "wins": int((y == 1).sum()), "ties": int((y == 0.5).sum()), "losses": int((y == 0).sum()),
+        "length_controlled_winrate": lc["length_controlled_winrate"],
+        "lc_standard_error": lc["lc_standard_error"], "lc_ci95": lc["lc_ci95"], "lc_glm": lc["glm"],
+        "lc_weights": lc.get("weights"), "lc_bootstrap": lc.get("lc_bootstrap"), "lc_warning": lc["warning"],
+        "avg_length": avg_length,
+        "avg_length_scored": float(np.mean([len(str(r["output_2"])) for _, r in kept])),
+        "avg_length_reference": int(np.mean([len(str(r["output_1"])) for r in rs])),
+    }
+
+
+def alpaca_winrates(annotations: str | Path, *, n_boot: int = 2000, seed: int = 0, lc_files: LCFiles | None = None,
+                    lc_n_boot: int = 200) -> dict[str, Any]:
+    """Win rate, length-controlled win rate and avg_length (as alpaca_eval computes them) per model
+    from an alpaca_eval annotations.json, offline.
 
     Rows whose preference is missing (alpaca_eval stores failed or unparsed annotations as null)
-    are counted as `unparsed` and left out, never scored as ties.
+    are counted as `unparsed` and left out of the win rate, never scored as ties; like alpaca_eval,
+    `avg_length` and the LC prediction still cover them. The LC GLM is alpaca_eval's default
+    (length_controlled_v1) when `lc_files` names its gamed-baseline file, else the smaller model
+    those files allow (lc_winrate.LCFiles); `lc_glm` says which.
     """
+    check_n_boot(lc_n_boot)
     path = Path(annotations)
     rows = read_json(path)
     if not isinstance(rows, list) or not rows:
@@ -103,32 +176,13 @@ def alpaca_winrates(annotations: str | Path, *, n_boot: int = 2000, seed: int = 
     by_model: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_model.setdefault(str(r.get("generator_2", "model")), []).append(r)
-    report: dict[str, Any] = {"annotations": str(path), "sha256": sha256_file(path), "models": {}}
-    for model, rs in by_model.items():
-        prefs = [_preference(r["preference"]) for r in rs]
-        kept = [(p, r) for p, r in zip(prefs, rs, strict=True) if p is not None]
-        if not kept:
-            report["models"][model] = {"n": 0, "unparsed": len(rs)}
-            continue
-        y = np.array([p - 1 for p, _ in kept])  # P(model preferred) in [0, 1]
-        lc = length_controlled_win_rate(y, [len(str(r["output_2"])) for _, r in kept],
-                                        [len(str(r["output_1"])) for _, r in kept])
-        lo, hi = bootstrap_ci(y, lambda s: s.mean(axis=1), n_boot=n_boot, seed=seed)
-        report["models"][model] = {
-            "reference": str(kept[0][1].get("generator_1", "reference")),
-            "n": len(kept), "unparsed": len(rs) - len(kept),
-            "win_rate": 100 * float(y.mean()), "win_rate_ci95": [100 * lo, 100 * hi],
-            "standard_error": 100 * float(y.std(ddof=1) / math.sqrt(len(y))) if len(y) > 1 else None,
-            "wins": int((y == 1).sum()), "ties": int((y == 0.5).sum()), "losses": int((y == 0).sum()),
-            "length_controlled_win_rate": 100 * lc["length_controlled_win_rate"],
-            "length_coefficient": lc["length_coefficient"],
-            "avg_length": float(np.mean([len(str(r["output_2"])) for _, r in kept])),
-            "avg_length_reference": float(np.mean([len(str(r["output_1"])) for _, r in kept])),
-            "lc_method": "logit P = theta + phi*tanh(len diff / sd); LC = sigmoid(theta) (no instruction-"
-                         "difficulty term; see docs)",
-        }
-    return report
-
+    files = lc_files or LCFiles()
+    return {"annotations": str(path), "sha256": sha256_file(path),
+            "lc_files": {"gamed_baseline": str(files.gamed_baseline) if files.gamed_baseline else None,
+                         "instruction_difficulty": str(files.instruction_difficulty)
+                         if files.instruction_difficulty else None},
+            "models": {m: _model_winrates(rs, n_boot=n_boot, seed=seed, lc_files=files, lc_n_boot=lc_n_boot)
+                       for m, rs in by_model.items()}}
 
 
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*")
@@ -143,12 +197,32 @@ def _last_error(output: str) -> str:
     return lines[-1][:500] if lines else "no output"
 
 
+_ENDPOINT_ERRORS = re.compile(r"(?i)\b(APIConnectionError|AuthenticationError|PermissionDeniedError|NotFoundError|"
+                              r"RateLimitError|APITimeoutError|InternalServerError|ConnectError|ConnectTimeout|"
+                              r"Connection refused|Incorrect API key|status code: (?:401|403|404|429|5\d\d))")
+
+
+def _failure_hint(output: str) -> str:
+    """What to check, from alpaca_eval's output: the endpoint only when the failure came from it.
+
+    >>> _failure_hint("openai.APIConnectionError: Connection error.").startswith("check the judge endpoint")
+    True
+    >>> "not from the judge endpoint" in _failure_hint("TypeError: Invalid value '1.5' for dtype 'int64'")
+    True
+    """
+    if _ENDPOINT_ERRORS.search(output):
+        return ("check the judge endpoint (base_url), model name and API key variable "
+                "(-v shows alpaca_eval's output).")
+    return ("the error is alpaca_eval's own, not from the judge endpoint: -v shows its traceback; "
+            "answers it already received are kept in its annotation cache.")
+
+
 def run_alpaca_eval(model_outputs: str | Path, reference_outputs: str | Path, out: str | Path, *,
                     config: str = "harness_pairwise", judge_model: str | None = None,
                     base_url: str | None = None, api_key: str | None = None,
-                    timeout: float | None = None) -> dict[str, Any]:
+                    timeout: float | None = None, lc_files: LCFiles | None = None) -> dict[str, Any]:
     """Run the real `alpaca_eval evaluate` CLI with our annotator config against an OpenAI-compatible
-    endpoint, then compute win rates (and our offline LC win rate) from its annotations.
+    endpoint, then compute win rates, avg_length and the LC win rate (alpaca_winrates) from its annotations.
 
     Writes out/alpaca_eval/ (alpaca_eval's own outputs, annotations.json among them) and
     out/winrates.json. The API key travels in the child's environment only; it is redacted from
@@ -176,11 +250,10 @@ def run_alpaca_eval(model_outputs: str | Path, reference_outputs: str | Path, ou
         tail = scrub((proc.stderr or proc.stdout)[-4000:], api_key)  # also URL credentials, sk-... keys
         log.debug("alpaca_eval evaluate output:\n%s", tail)
         raise StageError(f"alpaca_eval evaluate exited with {proc.returncode}: {_last_error(tail)}",
-                         hint="check the judge endpoint (base_url), model name and API key variable "
-                         "(-v shows alpaca_eval's output).")
+                         hint=_failure_hint(tail))
     annotations = sorted((out / "alpaca_eval").rglob("annotations.json"))
     if not annotations:
         raise StageError(f"alpaca_eval finished but wrote no annotations.json under {out / 'alpaca_eval'}.")
-    report = alpaca_winrates(annotations[0])
+    report = alpaca_winrates(annotations[0], lc_files=lc_files)
     atomic_write_json(out / "winrates.json", report)
     return report

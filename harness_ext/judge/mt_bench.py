@@ -5,9 +5,11 @@ and coding questions use the reference-based prompts; single mode asks for a 1-1
 pairwise-baseline mode asks "[[A]]/[[B]]/[[C]]" in both answer orders (g1: model first, g2:
 baseline first). Judge calls use temperature 0 and max_tokens 2048, as FastChat does.
 
-Differences, on purpose: a reply without a usable verdict gets `score: null` (or `g1_winner:
-null`) plus an `error` field instead of FastChat's -1 / "error" sentinels, and is excluded from
-averages; verdict markers the judge quoted from the answers are skipped (verdicts.py); every
+A reply without a usable verdict is written as FastChat writes it (`score: -1`, `g1_winner:
+"error"`), because FastChat's show_result filters exactly those values (a null would be averaged
+as NaN or counted as a tie), and every record also carries an explicit `error` (`g1_error`,
+`g2_error`) field with the reason; our summaries count those as errors and exclude them.
+Differences, on purpose: verdict markers the judge quoted from the answers are skipped (verdicts.py); every
 record carries `category` and `request_sha256` so show-result needs no question file and a
 rerun re-judges only what changed.
 
@@ -18,6 +20,7 @@ fields), plus <judge>_single_report.json / <judge>_pair_report.json with counts 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ from harness_ext.core.artifacts import (
     staged_dir,
 )
 from harness_ext.core.errors import ConfigError
+from harness_ext.core.records import ChatClient, ChatRequest, ChatResult, Turn
 from harness_ext.judge.mt_bench_files import (
     PROMPT_NAMES,
     Question,
@@ -40,11 +44,14 @@ from harness_ext.judge.mt_bench_files import (
     load_references,
 )
 from harness_ext.judge.mt_bench_show import summarize
-from harness_ext.llm.jobs import Job, client_stats, run_jobs
 from harness_ext.judge.verdicts import parse_choice, parse_rating
-from harness_ext.core.records import ChatClient, ChatRequest, ChatResult, Turn
+from harness_ext.llm.jobs import Job, client_stats, run_jobs
 
 MODES = ("single", "pairwise-baseline")
+# FastChat's sentinels for an unparsed verdict (common.py: score -1, winner "error"); its
+# show_result drops exactly these values, so our files use them too (with an explicit error field).
+FASTCHAT_NO_SCORE = -1
+FASTCHAT_NO_WINNER = "error"
 JUDGE_PARAMS = (("max_tokens", 2048), ("temperature", 0.0))
 Prompts = dict[str, dict[str, Any]]
 Refs = dict[Any, tuple[str, ...]]
@@ -89,7 +96,8 @@ def _single_job(q: Question, model: str, answer: tuple[str, ...], turn: int, pro
         reply = results[0].text
         v = parse_rating(reply, low=1, high=10, judged=judged, instructions=instructions)
         return {"question_id": q.question_id, "model": model, "judge": [judge_model, prompt["name"]],
-                "user_prompt": user, "judgment": reply, "score": v.value, "turn": turn, "tstamp": time.time(),
+                "user_prompt": user, "judgment": reply, "score": v.value if v.ok else FASTCHAT_NO_SCORE,
+                "turn": turn, "tstamp": time.time(),
                 "category": q.category, "error": v.error, "echoes_skipped": v.echoes}
 
     return Job(f"{q.question_id}|{model}|{turn}", [_request(judge_model, system, user)], build)
@@ -120,8 +128,8 @@ def _pair_job(q: Question, m1: str, a1: tuple[str, ...], m2: str, a2: tuple[str,
         to1 = {"A": "model_1", "B": "model_2", "tie": "tie"}
         to2 = {"A": "model_2", "B": "model_1", "tie": "tie"}
         return {"question_id": q.question_id, "model_1": m1, "model_2": m2,
-                "g1_winner": to1.get(g1.value) if g1.ok else None,
-                "g2_winner": to2.get(g2.value) if g2.ok else None,
+                "g1_winner": to1[g1.value] if g1.ok else FASTCHAT_NO_WINNER,
+                "g2_winner": to2[g2.value] if g2.ok else FASTCHAT_NO_WINNER,
                 "judge": [judge_model, prompt["name"]], "g1_user_prompt": u1, "g1_judgment": results[0].text,
                 "g2_user_prompt": u2, "g2_judgment": results[1].text, "turn": turn, "tstamp": time.time(),
                 "category": q.category, "g1_error": g1.error, "g2_error": g2.error,
@@ -156,100 +164,129 @@ def _sort_key(rec: dict[str, Any]) -> tuple[Any, ...]:
     return (0, qid, "") if isinstance(qid, int) else (1, 0, str(qid)), rec.get("turn", 0), _record_key(rec)
 
 
-def judge_mt_bench(
-    *,
-    question_file: str | Path,
-    answer_dir: str | Path,
-    judge_prompts: str | Path,
-    judge_model: str,
-    client: ChatClient,
-    out: str | Path,
-    mode: str = "single",
-    models: list[str] | None = None,
-    baseline_model: str | None = None,
-    ref_answers: str | Path | None = None,
-    first_n: int | None = None,
-    batch_size: int = 64,
-    allow_failures: bool = False,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class MTBenchOptions:
+    """What `judge_mt_bench` judges and how (the CLI flags of `harness-ext mt-bench judge`)."""
+
+    mode: str = "single"  # single | pairwise-baseline
+    models: tuple[str, ...] | list[str] | None = None  # default: every model in the answer folder
+    baseline_model: str | None = None  # pairwise-baseline: the model every other one is compared with
+    ref_answers: str | Path | None = None  # reference answers for math, reasoning and coding
+    first_n: int | None = None  # judge only the first N questions
+    batch_size: int = 64  # judge requests per batch (progress is saved after each)
+    allow_failures: bool = False  # publish even when requests failed after retries
+
+
+@dataclass
+class _Inputs:
+    questions: list[Question]
+    prompts: Prompts
+    refs: Refs
+    models: list[str]
+    answers: dict[str, dict[Any, tuple[str, ...]]]
+
+
+def _load_inputs(question_file: str | Path, answer_dir: str | Path, judge_prompts: str | Path,
+                 opts: MTBenchOptions) -> _Inputs:
+    """Questions, judge prompts, references and answers, checked before any request is sent."""
+    if opts.mode not in MODES:
+        raise ConfigError(f"unknown mode '{opts.mode}'.", hint=f"use one of: {', '.join(MODES)}")
+    questions = load_questions(question_file)
+    if opts.first_n is not None:
+        if opts.first_n < 1:
+            raise ConfigError(f"--first-n must be >= 1, got {opts.first_n}.")
+        questions = questions[:opts.first_n]
+    prompts = load_judge_prompts(judge_prompts, "single" if opts.mode == "single" else "pairwise")
+    refs = load_references(opts.ref_answers, questions)
+    models = list(opts.models) if opts.models else list_models(answer_dir)
+    baseline = opts.baseline_model
+    if opts.mode == "pairwise-baseline":
+        if not baseline:
+            raise ConfigError("pairwise-baseline mode needs a baseline model.",
+                              hint="pass --baseline-model MODEL_ID (its answers must be in the answer folder).")
+        models = [m for m in models if m != baseline]
+    if not models:
+        raise ConfigError(f"no models to judge (answer folder {answer_dir}).",
+                          hint="pass --model-list or put <model_id>.jsonl files in the answer folder.")
+    answers = load_answers(answer_dir, models + ([baseline] if baseline and opts.mode != "single" else []), questions)
+    return _Inputs(questions, prompts, refs, models, answers)
+
+
+def _jobs(inp: _Inputs, opts: MTBenchOptions, judge_model: str) -> list[Job]:
+    """One job per question, turn and model: FastChat's matches."""
+    jobs: list[Job] = []
+    base = opts.baseline_model
+    for q in inp.questions:
+        for turn in range(1, min(len(q.turns), 2) + 1):
+            for m in inp.models:
+                if opts.mode == "single":
+                    jobs.append(_single_job(q, m, inp.answers[m][q.question_id], turn, inp.prompts, inp.refs,
+                                            judge_model))
+                else:
+                    jobs.append(_pair_job(q, m, inp.answers[m][q.question_id], base,
+                                          inp.answers[base][q.question_id], turn, inp.prompts, inp.refs, judge_model))
+    return jobs
+
+
+def _existing(final: Path, questions: list[Question], hashes: dict[str, list[str]], mode: str, judge_model: str):
+    """Records already in the output file (kept) and those reusable as judgments of this run."""
+    kept_old: dict[str, dict[str, Any]] = {}
+    previous: dict[str, tuple[list[str], dict[str, Any]]] = {}
+    if not final.exists():
+        return kept_old, previous
+    by_id = {q.question_id: q for q in questions}
+    for rec in read_jsonl(final):
+        key = _record_key(rec)
+        kept_old[key] = rec
+        if "request_sha256" in rec:
+            previous[key] = (rec["request_sha256"], rec)
+        elif key in hashes and _fastchat_done(rec, by_id[rec["question_id"]], mode, judge_model):
+            previous[key] = (hashes[key], {**rec, "category": by_id[rec["question_id"]].category})
+    return kept_old, previous
+
+
+def judge_mt_bench(*, question_file: str | Path, answer_dir: str | Path, judge_prompts: str | Path,
+                   judge_model: str, client: ChatClient, out: str | Path, options: MTBenchOptions | None = None,
+                   **settings: Any) -> dict[str, Any]:
     """Judge MT-Bench answers; write FastChat's model_judgment JSONL and a report; return the report.
 
+    `settings` are MTBenchOptions fields (mode=..., models=..., ...), applied over `options`.
     Resumable and incremental: judgments already in the output file or the progress log (same
     question, model(s), turn and identical judge request) are reused; other records already in
     the output file (say, for models not judged this time) are kept.
     """
-    if mode not in MODES:
-        raise ConfigError(f"unknown mode '{mode}'.", hint=f"use one of: {', '.join(MODES)}")
-    questions = load_questions(question_file)
-    if first_n is not None:
-        if first_n < 1:
-            raise ConfigError(f"--first-n must be >= 1, got {first_n}.")
-        questions = questions[:first_n]
-    prompts = load_judge_prompts(judge_prompts, "single" if mode == "single" else "pairwise")
-    refs = load_references(ref_answers, questions)
-    models = list(models) if models else list_models(answer_dir)
-    if mode == "pairwise-baseline":
-        if not baseline_model:
-            raise ConfigError("pairwise-baseline mode needs a baseline model.",
-                              hint="pass --baseline-model MODEL_ID (its answers must be in the answer folder).")
-        models = [m for m in models if m != baseline_model]
-    if not models:
-        raise ConfigError(f"no models to judge (answer folder {answer_dir}).",
-                          hint="pass --model-list or put <model_id>.jsonl files in the answer folder.")
-    answers = load_answers(answer_dir, models + ([baseline_model] if baseline_model and mode != "single" else []),
-                           questions)
-
-    jobs: list[Job] = []
-    for q in questions:
-        for turn in range(1, min(len(q.turns), 2) + 1):
-            for m in models:
-                if mode == "single":
-                    jobs.append(_single_job(q, m, answers[m][q.question_id], turn, prompts, refs, judge_model))
-                else:
-                    jobs.append(_pair_job(q, m, answers[m][q.question_id], baseline_model,
-                                          answers[baseline_model][q.question_id], turn, prompts, refs, judge_model))
-
-    final = judgment_path(out, judge_model, mode)
+    try:
+        opts = replace(options or MTBenchOptions(), **settings)
+    except TypeError as exc:
+        raise ConfigError(f"judge_mt_bench: {exc}.",
+                          hint=f"options: {sorted(MTBenchOptions.__dataclass_fields__)}") from None
+    inp = _load_inputs(question_file, answer_dir, judge_prompts, opts)
+    jobs = _jobs(inp, opts, judge_model)
+    final = judgment_path(out, judge_model, opts.mode)
     hashes = {j.key: j.hashes() for j in jobs}
-    kept_old: dict[str, dict[str, Any]] = {}
-    previous: dict[str, tuple[list[str], dict[str, Any]]] = {}
-    if final.exists():
-        by_id = {q.question_id: q for q in questions}
-        for rec in read_jsonl(final):
-            key = _record_key(rec)
-            kept_old[key] = rec
-            if "request_sha256" in rec:
-                previous[key] = (rec["request_sha256"], rec)
-            elif key in hashes and _fastchat_done(rec, by_id[rec["question_id"]], mode, judge_model):
-                previous[key] = (hashes[key], {**rec, "category": by_id[rec["question_id"]].category})
+    kept_old, previous = _existing(final, inp.questions, hashes, opts.mode, judge_model)
     progress = Path(out) / ".progress" / f"{final.stem}.jsonl"
-    outcome = run_jobs(jobs, client, progress, previous=previous, batch_size=batch_size, desc=f"mt-bench {mode}")
-    outcome.raise_if_failed("mt-bench judge", progress, allow_failures)
+    outcome = run_jobs(jobs, client, progress, previous=previous, batch_size=opts.batch_size,
+                       desc=f"mt-bench {opts.mode}")
+    outcome.raise_if_failed("mt-bench judge", progress, opts.allow_failures)
 
     merged = dict(kept_old)
     for key, rec in outcome.records.items():
         merged[key] = {**rec, "request_sha256": hashes[key]}
     records = sorted(merged.values(), key=_sort_key)
-    summary = summarize(records, baseline_model=baseline_model)
     report = {
-        "stage": "mt-bench judge",
-        "mode": mode,
-        "judge_model": judge_model,
-        "baseline_model": baseline_model,
-        "models": models,
-        "questions": len(questions),
-        "matches": len(jobs),
-        "reused": outcome.reused,
-        "requested": outcome.new,
+        "stage": "mt-bench judge", "mode": opts.mode, "judge_model": judge_model,
+        "baseline_model": opts.baseline_model, "models": inp.models, "questions": len(inp.questions),
+        "matches": len(jobs), "reused": outcome.reused, "requested": outcome.new,
         "client_stats": client_stats(client),
         "request_failures": [{"key": k, "error": e} for k, e in outcome.failed],
         "judgment_file": str(final),
-        "summary": summary,
+        "summary": summarize(records, baseline_model=opts.baseline_model),
         "provenance": provenance(
             question_file=str(question_file), question_sha256=sha256_file(question_file),
             judge_prompts=str(judge_prompts), judge_prompts_sha256=sha256_file(judge_prompts),
-            ref_answers=str(ref_answers) if ref_answers else None,
-            ref_answers_sha256=sha256_file(ref_answers) if ref_answers else None,
+            ref_answers=str(opts.ref_answers) if opts.ref_answers else None,
+            ref_answers_sha256=sha256_file(opts.ref_answers) if opts.ref_answers else None,
             judge_params=dict(JUDGE_PARAMS),
         ),
     }

@@ -44,6 +44,17 @@ def _valid_score(rec: dict[str, Any]) -> float | None:
     return float(s)
 
 
+def key_order(key: Any) -> tuple[Any, ...]:
+    """A total order over record keys that mix int and str ids (ints first, numerically).
+
+    >>> sorted([(10, 1), ("a", 1), (9, 2)], key=key_order)
+    [(9, 2), (10, 1), ('a', 1)]
+    """
+    parts = key if isinstance(key, tuple) else (key,)
+    return tuple((0, p, "") if isinstance(p, (int, float)) and not isinstance(p, bool) else (1, 0, str(p))
+                 for p in parts)
+
+
 def _mean(xs: list[float]) -> float | None:
     return round(statistics.fmean(xs), 4) if xs else None
 
@@ -82,21 +93,24 @@ def _question_ci(scores: dict[Any, list[float]]) -> list[float] | None:
         return None
     from harness_ext.judge.scoring import bootstrap_ci
 
-    width = max(len(v) for v in scores.values())
-    table = np.full((len(scores), width), np.nan)
-    for i, v in enumerate(scores.values()):
+    rows = [sorted(scores[k]) for k in sorted(scores, key=key_order)]  # independent of record order
+    width = max(len(v) for v in rows)
+    table = np.full((len(rows), width), np.nan)
+    for i, v in enumerate(rows):
         table[i, : len(v)] = v
     lo, hi = bootstrap_ci(table, lambda x: np.nanmean(x.reshape(len(x), -1), axis=1))
     return [round(lo, 4), round(hi, 4)]
 
 
-def _rate_ci(values: list[float]) -> list[float] | None:
-    """Bootstrap 95% CI of the adjusted win rate, resampling judged matches."""
-    if not values:
+def _rate_ci(points: dict[Any, float]) -> list[float] | None:
+    """Bootstrap 95% CI of the adjusted win rate, resampling judged matches (keyed by question,
+    opponent and turn, and drawn in key order, so the CI does not depend on the file's order)."""
+    if not points:
         return None
     from harness_ext.judge.scoring import bootstrap_ci
 
-    lo, hi = bootstrap_ci(np.array(values), lambda x: x.mean(axis=1))
+    values = np.array([points[k] for k in sorted(points, key=key_order)])
+    lo, hi = bootstrap_ci(values, lambda x: x.mean(axis=1))
     return [round(lo, 4), round(hi, 4)]
 
 
@@ -116,7 +130,7 @@ def summarize_pairwise(records: list[dict[str, Any]], baseline_model: str | None
         baseline_model = seconds.pop() if len(seconds) == 1 else None
     tally: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
     errors: dict[str, int] = defaultdict(int)
-    points: dict[str, list[float]] = defaultdict(list)  # 1 / 0.5 / 0 per judged match, for the CI
+    points: dict[str, dict[Any, float]] = defaultdict(dict)  # 1 / 0.5 / 0 per judged match, for the CI
     for rec in records:
         res = _outcome(rec)
         pair = (rec["model_1"], rec["model_2"])
@@ -127,7 +141,10 @@ def summarize_pairwise(records: list[dict[str, Any]], baseline_model: str | None
         inconsistent = rec["g1_winner"] != rec["g2_winner"]
         for m in pair:
             mine = "tie" if res == "tie" else ("win" if res == ("model_1" if m == pair[0] else "model_2") else "loss")
-            points[m].append({"win": 1.0, "tie": 0.5, "loss": 0.0}[mine])
+            key: tuple[Any, ...] = (rec["question_id"], *pair, rec["turn"])
+            while key in points[m]:  # a repeated match (FastChat files may hold one) still counts
+                key = (*key, "again")
+            points[m][key] = {"win": 1.0, "tie": 0.5, "loss": 0.0}[mine]
             for group in ("all", f"turn{rec['turn']}", f"cat:{rec['category']}"):
                 tally[m][group][mine] += 1
                 tally[m][group]["inconsistent"] += int(inconsistent)

@@ -1,9 +1,11 @@
 """Pairwise head-to-head judging (Long Is More, arXiv 2402.04833, Sec. 3.2 and App. A.3).
 
 For every instruction both models answered, the judge scores the two answers 1-10 twice, once
-with A shown first and once with B first. A named rule (scoring.RULES: "paper", "fastchat") turns
-the two judgments into win / tie / loss for A. An item whose judgments did not both parse (or
-whose request failed) is unscored: counted and reported, never guessed.
+with A shown first and once with B first. A named rule (scoring.RULES) reads the replies and
+turns the two judgments into win / tie / loss for A: "paper" is the authors' code (an unparsed
+reply counts as [-1, -1], a tie for that order, as their parse_score does), "paper-strict" and
+"fastchat" leave an item whose judgments did not both parse unscored. An item whose request
+failed is unscored under every rule. Every parse failure is counted and reported.
 
 A request that still fails after the client's retries stops the run before anything is written
 (RequestsFailed), unless `allow_failures` asks to publish with it recorded as an error; a reply
@@ -27,7 +29,8 @@ import hashlib
 import logging
 import re
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +46,27 @@ from harness_ext.core.artifacts import (
     staged_dir,
 )
 from harness_ext.core.errors import ConfigError, InputError, RequestsFailed
-from harness_ext.generate.outputs import ModelOutput, load_outputs, match_outputs
-from harness_ext.judge.parsers import VerdictParseError, parse_score_pair
 from harness_ext.core.paths import judges_dir
-from harness_ext.core.records import ChatClient, ChatRequest, Turn
-from harness_ext.judge.scoring import RULES, check_n_boot, length_buckets, win_tie_loss, word_count, word_stats
+from harness_ext.core.records import (
+    ChatClient,
+    ChatRequest,
+    Judgment,
+    JudgmentCounts,
+    OutcomeStats,
+    PairwiseSummary,
+    Turn,
+)
+from harness_ext.generate.outputs import ModelOutput, load_outputs, match_outputs
+from harness_ext.judge.scoring import (
+    RULES,
+    PairRule,
+    check_n_boot,
+    length_buckets,
+    win_tie_loss,
+    word_count,
+    word_stats,
+)
+from harness_ext.judge.verdicts import VerdictParseError
 
 log = logging.getLogger(__name__)
 
@@ -107,55 +126,62 @@ def load_template(path: str | Path | None = None) -> PairwiseTemplate:
                             temperature=float(data.get("temperature", 0.0)), path=str(p))
 
 
-def _judgment(item: int, order: str, a: ModelOutput, judge_model: str, result: Any) -> dict[str, Any]:
-    """One judgment row: the raw reply, and A's and B's scores when the first line parses."""
-    row: dict[str, Any] = {"item": item, "id": a.id, "dataset": a.dataset, "instruction": a.instruction,
-                           "order": order, "judge_model": judge_model, "raw": result.text,
-                           "request_error": result.error, "parse_error": None,
-                           "score_1": None, "score_2": None, "score_a": None, "score_b": None}
+@dataclass(frozen=True)
+class PairwiseOptions:
+    """How `judge_pairwise` judges and aggregates (the CLI flags of `harness-ext judge pairwise`)."""
+
+    rule: str = "paper"  # scoring.RULES: paper, paper-strict, fastchat
+    seed: int = 0  # bootstrap seed
+    template: str | Path | PairwiseTemplate | None = None  # default judges/pairwise/default.yaml
+    n_boot: int = 2000  # bootstrap resamples for the 95% CIs
+    max_tokens: int | None = None  # judge reply limit (default: the template's)
+    allow_failures: bool = False  # publish even when requests failed after retries
+
+
+def _judgment(item: int, order: str, a: ModelOutput, judge_model: str, result: Any,
+              parse: Callable[[str | None], tuple[float, float]]) -> Judgment:
+    """One judgment: the raw reply, and A's and B's scores when the rule's parser reads them."""
+    j = Judgment(item=item, id=a.id, dataset=a.dataset, instruction=a.instruction, order=order,  # type: ignore[arg-type]
+                 judge_model=judge_model, raw=result.text, request_error=result.error)
     if result.ok:
         try:
-            s1, s2 = parse_score_pair(result.text)
+            j.score_1, j.score_2 = parse(result.text)
         except VerdictParseError as exc:
-            row["parse_error"] = str(exc)
+            j.parse_error = str(exc)
         else:
-            row.update(score_1=s1, score_2=s2)
-            row["score_a"], row["score_b"] = (s1, s2) if order == "ab" else (s2, s1)
-    return row
+            j.score_a, j.score_b = (j.score_1, j.score_2) if order == "ab" else (j.score_2, j.score_1)
+    return j
 
 
-def _scored(row: dict[str, Any]) -> bool:
-    return row["score_a"] is not None
+def _item(i: int, a: ModelOutput, b: ModelOutput, ab: Judgment, ba: Judgment, rule: PairRule) -> dict[str, Any]:
+    """One item row: the rule's outcome for A (None: unscored), both score pairs, answer lengths.
 
-
-def judge_pairwise(
-    a_path: str | Path,
-    b_path: str | Path,
-    out: Path,
-    client: ChatClient,
-    judge_model: str,
-    rule: str = "paper",
-    seed: int = 0,
-    *,
-    template: str | Path | PairwiseTemplate | None = None,
-    n_boot: int = 2000,
-    max_tokens: int | None = None,
-    allow_failures: bool = False,
-) -> dict[str, Any]:
-    """Judge model A against model B on every shared instruction, both orders; write `out/`; return the summary.
-
-    Raises RequestsFailed, writing nothing, when a request failed after retries and not `allow_failures`.
+    A request that got no reply leaves the item unscored under every rule; a reply that did not
+    parse does too, unless the rule scores it as a fixed pair (the authors' [-1, -1]).
     """
-    check_n_boot(n_boot)
-    aggregate = RULES.get(rule)
-    tpl = template if isinstance(template, PairwiseTemplate) else load_template(template)
+    answered = not (ab.request_error or ba.request_error)
+    outcome = rule.outcome(ab.scores, ba.scores) if answered else None
+    failed = [j.order for j in (ab, ba) if j.parse_error]
+    return {"item": i, "id": a.id, "dataset": a.dataset, "instruction": a.instruction,
+            "outcome": outcome, "scores_ab": [ab.score_a, ab.score_b], "scores_ba": [ba.score_a, ba.score_b],
+            "unparsed_orders_scored_as": list(rule.failed_as) if failed and outcome is not None and rule.failed_as
+            else None,
+            "words_a": word_count(a.output), "words_b": word_count(b.output)}
+
+
+def _pairs(a_path: str | Path, b_path: str | Path) -> tuple[list[ModelOutput], list[ModelOutput], list, dict]:
     a_all, b_all = load_outputs(a_path), load_outputs(b_path)
     pairs, counts = match_outputs(a_all, b_all)
     if not pairs:
         raise InputError(f"no instruction appears in both {a_path} and {b_path} "
                          f"({counts['a']} and {counts['b']} records).",
                          hint="judge outputs generated for the same prompts (same instructions and dataset names).")
-    params = (("max_tokens", int(max_tokens or tpl.max_tokens)), ("temperature", tpl.temperature))
+    return a_all, b_all, pairs, counts
+
+
+def _ask(client: ChatClient, judge_model: str, tpl: PairwiseTemplate, pairs: list,
+         params: tuple[tuple[str, Any], ...]) -> list[Any]:
+    """Both orders of every pair, in one batch: [ab_0, ba_0, ab_1, ba_1, ...]."""
     requests: list[ChatRequest] = []
     for a, b in pairs:
         requests.append(ChatRequest(judge_model, tpl.render(a.instruction, a.output, b.output), params))
@@ -163,98 +189,122 @@ def judge_pairwise(
     results = client.complete_many(requests)
     if len(results) != len(requests):
         raise RuntimeError(f"judge client returned {len(results)} results for {len(requests)} requests")
+    return results
 
-    judgments: list[dict[str, Any]] = []
+
+def _check_failures(judgments: list[Judgment], out: Path, allow_failures: bool) -> None:
+    failed = [j for j in judgments if j.request_error]
+    if not failed:
+        return
+    first = failed[0]
+    what = (f"{len(failed)} of {len(judgments)} judge requests got no answer after retries "
+            f"(first: item {first.id!r}, order {first.order}: {first.request_error})")
+    if not allow_failures:
+        raise RequestsFailed(f"judge pairwise: {what}; nothing was published to {out}.")
+    log.warning("judge pairwise: %s; publishing them as unscored (allow_failures)", what)
+
+
+def judge_pairwise(a_path: str | Path, b_path: str | Path, out: Path, client: ChatClient, judge_model: str,
+                   options: PairwiseOptions | None = None, **settings: Any) -> PairwiseSummary:
+    """Judge model A against model B on every shared instruction, both orders; write `out/`; return the summary.
+
+    `settings` are PairwiseOptions fields (rule=..., seed=..., n_boot=...), applied over `options`.
+    Raises RequestsFailed, writing nothing, when a request failed after retries and not `allow_failures`.
+    """
+    try:
+        opts = replace(options or PairwiseOptions(), **settings)
+    except TypeError as exc:
+        raise ConfigError(f"judge_pairwise: {exc}.",
+                          hint=f"options: {sorted(PairwiseOptions.__dataclass_fields__)}") from None
+    check_n_boot(opts.n_boot)
+    rule = RULES.get(opts.rule)
+    tpl = opts.template if isinstance(opts.template, PairwiseTemplate) else load_template(opts.template)
+    a_all, b_all, pairs, counts = _pairs(a_path, b_path)
+    params = (("max_tokens", int(opts.max_tokens or tpl.max_tokens)), ("temperature", tpl.temperature))
+    results = _ask(client, judge_model, tpl, pairs, params)
+    judgments: list[Judgment] = []
     items: list[dict[str, Any]] = []
     for i, (a, b) in enumerate(pairs):
-        ab = _judgment(i, "ab", a, judge_model, results[2 * i])
-        ba = _judgment(i, "ba", a, judge_model, results[2 * i + 1])
+        ab = _judgment(i, "ab", a, judge_model, results[2 * i], rule.parse)
+        ba = _judgment(i, "ba", a, judge_model, results[2 * i + 1], rule.parse)
         judgments += [ab, ba]
-        outcome = (aggregate((ab["score_a"], ab["score_b"]), (ba["score_a"], ba["score_b"]))
-                   if _scored(ab) and _scored(ba) else None)
-        items.append({"item": i, "id": a.id, "dataset": a.dataset, "instruction": a.instruction,
-                      "outcome": outcome, "scores_ab": [ab["score_a"], ab["score_b"]],
-                      "scores_ba": [ba["score_a"], ba["score_b"]],
-                      "words_a": word_count(a.output), "words_b": word_count(b.output)})
-
-    failed = [j for j in judgments if j["request_error"]]
-    if failed:
-        first = failed[0]
-        what = (f"{len(failed)} of {len(judgments)} judge requests got no answer after retries "
-                f"(first: item {first['id']!r}, order {first['order']}: {first['request_error']})")
-        if not allow_failures:
-            raise RequestsFailed(f"judge pairwise: {what}; nothing was published to {out}.")
-        log.warning("judge pairwise: %s; publishing them as unscored (allow_failures)", what)
-    summary = summarize(items, judgments, rule=rule, seed=seed, n_boot=n_boot)
-    summary["inputs"] = {
+        items.append(_item(i, a, b, ab, ba, rule))
+    _check_failures(judgments, out, opts.allow_failures)
+    summary = summarize(items, judgments, rule=opts.rule, seed=opts.seed, n_boot=opts.n_boot)
+    summary.inputs = {
         "a": {"path": str(a_path), "sha256": sha256_file(a_path), "generator": a_all[0].generator},
         "b": {"path": str(b_path), "sha256": sha256_file(b_path), "generator": b_all[0].generator},
         "matching": counts,
     }
-    summary["judge"] = {"model": judge_model, "template": tpl.name, "template_path": tpl.path,
-                        "prompt_sha256": tpl.sha256, "params": dict(params)}
-    summary["provenance"] = provenance(stage="judge pairwise", rule=rule, seed=seed)
+    summary.judge = {"model": judge_model, "template": tpl.name, "template_path": tpl.path,
+                     "prompt_sha256": tpl.sha256, "params": dict(params)}
+    summary.provenance = provenance(stage="judge pairwise", rule=opts.rule, seed=opts.seed)
     with staged_dir(out) as tmp:
-        atomic_write_jsonl(tmp / "judgments.jsonl", judgments)
+        atomic_write_jsonl(tmp / "judgments.jsonl", [j.to_dict() for j in judgments])
         atomic_write_jsonl(tmp / "items.jsonl", items)
-        atomic_write_json(tmp / "summary.json", summary)
+        atomic_write_json(tmp / "summary.json", summary.to_dict())
         atomic_write_text(tmp / "report.md", render_report(summary))
     return summary
 
 
-def summarize(items: list[dict[str, Any]], judgments: list[dict[str, Any]], *, rule: str, seed: int,
-              n_boot: int = 2000) -> dict[str, Any]:
-    """Win/tie/loss per dataset and overall with CIs, failure counts and bias diagnostics."""
-    scored = [it for it in items if it["outcome"] is not None]
-    datasets = sorted({it["dataset"] for it in items})
-    by_dataset = {}
-    for ds in datasets:
-        sel = [it for it in scored if it["dataset"] == ds]
-        by_dataset[ds or "(none)"] = win_tie_loss([it["outcome"] for it in sel], n_boot=n_boot, seed=seed)
-        by_dataset[ds or "(none)"]["unscored"] = sum(1 for it in items if it["dataset"] == ds and it["outcome"] is None)
-    overall = win_tie_loss([it["outcome"] for it in scored], n_boot=n_boot, seed=seed)
-    overall["unscored"] = len(items) - len(scored)
+def _stats(outcomes: list[str], *, n_boot: int, seed: int, unscored: int) -> OutcomeStats:
+    stats = OutcomeStats.from_dict(win_tie_loss(outcomes, n_boot=n_boot, seed=seed))
+    stats.unscored = unscored
+    return stats
 
-    parse_failures = [j for j in judgments if j["parse_error"]]
-    request_errors = [j for j in judgments if j["request_error"]]
-    # position bias: does the A-vs-B verdict survive swapping the order?
+
+def _diagnostics(items: list[dict[str, Any]], judgments: list[Judgment], scored: list[dict[str, Any]]) -> dict:
+    """Position bias (order agreement, preferred position) and length bias."""
     both = [it for it in items if None not in it["scores_ab"] + it["scores_ba"]]
     sign = lambda s: (s[0] > s[1]) - (s[0] < s[1])  # noqa: E731
     agree = sum(sign(it["scores_ab"]) == sign(it["scores_ba"]) for it in both)
-    positions = Counter()
+    positions: Counter[str] = Counter()
     for j in judgments:
-        if j["score_1"] is not None:
-            positions["first" if j["score_1"] > j["score_2"] else "second" if j["score_2"] > j["score_1"] else "equal"] += 1
+        if j.score_1 is not None:
+            positions["first" if j.score_1 > j.score_2 else "second" if j.score_2 > j.score_1 else "equal"] += 1
     n_pos = sum(positions.values())
     diffs = [it["words_a"] - it["words_b"] for it in scored]
     return {
-        "rule": rule,
-        "rule_doc": RULES.doc(rule),
-        "items": len(items),
-        "scored_items": len(scored),
-        "overall": overall,
-        "by_dataset": by_dataset,
-        "judgments": {"total": len(judgments), "parsed": sum(1 for j in judgments if j["score_1"] is not None),
-                      "parse_failures": len(parse_failures), "request_errors": len(request_errors),
-                      "parse_failure_examples": [{"item": j["item"], "order": j["order"], "reason": j["parse_error"]}
-                                                 for j in parse_failures[:5]]},
-        "diagnostics": {
-            "order_agreement": agree / len(both) if both else None,
-            "order_agreement_n": len(both),
-            "preferred_position": {k: positions[k] / n_pos if n_pos else None for k in ("first", "second", "equal")},
-            "length_bias": length_buckets(diffs, [it["outcome"] for it in scored]),
-            "length_a": word_stats([it["words_a"] for it in items]),
-            "length_b": word_stats([it["words_b"] for it in items]),
-        },
+        "order_agreement": agree / len(both) if both else None,
+        "order_agreement_n": len(both),
+        "preferred_position": {k: positions[k] / n_pos if n_pos else None for k in ("first", "second", "equal")},
+        "length_bias": length_buckets(diffs, [it["outcome"] for it in scored]),
+        "length_a": word_stats([it["words_a"] for it in items]),
+        "length_b": word_stats([it["words_b"] for it in items]),
     }
+
+
+def summarize(items: list[dict[str, Any]], judgments: list[Judgment], *, rule: str, seed: int,
+              n_boot: int = 2000) -> PairwiseSummary:
+    """Win/tie/loss per dataset and overall with CIs, failure counts and bias diagnostics."""
+    # in key order, so the bootstrap CIs do not depend on the order of the input files
+    scored = sorted((it for it in items if it["outcome"] is not None),
+                    key=lambda it: (it["dataset"] or "", str(it["id"]), it["instruction"]))
+    by_dataset = {}
+    for ds in sorted({it["dataset"] for it in items}):
+        by_dataset[ds or "(none)"] = _stats(
+            [it["outcome"] for it in scored if it["dataset"] == ds], n_boot=n_boot, seed=seed,
+            unscored=sum(1 for it in items if it["dataset"] == ds and it["outcome"] is None))
+    parse_failures = [j for j in judgments if j.parse_error]
+    counts = JudgmentCounts(
+        total=len(judgments), parsed=sum(1 for j in judgments if j.score_1 is not None),
+        parse_failures=len(parse_failures), request_errors=sum(1 for j in judgments if j.request_error),
+        parse_failures_scored=sum(1 for it in items if it.get("unparsed_orders_scored_as")),
+        parse_failure_examples=[{"item": j.item, "order": j.order, "reason": j.parse_error}
+                                for j in parse_failures[:5]])
+    return PairwiseSummary(
+        rule=rule, rule_doc=RULES.doc(rule), items=len(items), scored_items=len(scored),
+        overall=_stats([it["outcome"] for it in scored], n_boot=n_boot, seed=seed, unscored=len(items) - len(scored)),
+        by_dataset=by_dataset, judgments=counts, diagnostics=_diagnostics(items, judgments, scored))
 
 
 def _pct(x: float | None) -> str:
     return "-" if x is None or x != x else f"{100 * x:.1f}"
 
 
-def render_report(summary: dict[str, Any]) -> str:
+def render_report(record: PairwiseSummary) -> str:
     """A Markdown report of a pairwise summary."""
+    summary = record.to_dict()
     a = summary["inputs"]["a"]["generator"] or summary["inputs"]["a"]["path"]
     b = summary["inputs"]["b"]["generator"] or summary["inputs"]["b"]["path"]
     lines = [f"# Pairwise: {a} (A) vs {b} (B)", "",

@@ -1,5 +1,5 @@
-"""Win/tie/loss aggregation, bootstrap confidence intervals, length statistics and
-length-controlled win rates: the statistics every judge report prints.
+"""Win/tie/loss aggregation rules, bootstrap confidence intervals and length statistics: the
+statistics every judge report prints (alpaca_eval's length-controlled win rate is in lc_winrate.py).
 
 Outcomes are the strings "win", "tie", "loss" from model A's point of view. Aggregation rules
 that turn a pair of order-swapped judgments into one outcome are registered by name in RULES.
@@ -10,50 +10,90 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from harness_ext.core.errors import ConfigError
 from harness_ext.core.registry import Registry
+from harness_ext.judge.verdicts import parse_score_pair, parse_score_pair_authors
 
 OUTCOMES = ("win", "tie", "loss")
-
-# A rule maps the two judgments of one item, each (score_of_A, score_of_B), to an outcome.
-Rule = Callable[[tuple[float, float], tuple[float, float]], str]
-RULES: Registry[Rule] = Registry("aggregation rule")
+Scores = tuple[float, float]  # (score of A, score of B) in one order
 
 
 def _sign(a: float, b: float) -> int:
     return (a > b) - (a < b)
 
 
-@RULES.register("paper")
-def paper_rule(ab: tuple[float, float], ba: tuple[float, float]) -> str:
-    """Long-Is-More Sec. 3.2: +1/-1/0 per order by comparing scores, summed; >=1 win, <=-1 loss.
+def sum_of_orders(first: int, second: int) -> str:
+    """The paper's combination (Sec. 3.2; utils/result_graph.py): +1/-1/0 per order, summed; >= 1 win,
+    <= -1 loss.
 
-    >>> paper_rule((8, 6), (7, 7))   # A wins one order, ties the other: still a win
-    'win'
-    >>> paper_rule((8, 6), (5, 7))   # one order each way
-    'tie'
+    >>> sum_of_orders(1, 0), sum_of_orders(1, -1), sum_of_orders(-1, -1)
+    ('win', 'tie', 'loss')
     """
-    total = _sign(*ab) + _sign(*ba)
+    total = first + second
     return "win" if total >= 1 else "loss" if total <= -1 else "tie"
 
 
-@RULES.register("fastchat")
-def fastchat_rule(ab: tuple[float, float], ba: tuple[float, float]) -> str:
+def same_in_both_orders(first: int, second: int) -> str:
     """FastChat llm_judge: the winner must be the same in both orders; an inconsistent pair is a tie.
 
-    >>> fastchat_rule((8, 6), (7, 7))
-    'tie'
-    >>> fastchat_rule((3, 9), (2, 8))
-    'loss'
+    >>> same_in_both_orders(1, 0), same_in_both_orders(-1, -1)
+    ('tie', 'loss')
     """
-    first, second = _sign(*ab), _sign(*ba)
     if first != second:
         return "tie"
     return "win" if first > 0 else "loss" if first < 0 else "tie"
+
+
+@dataclass(frozen=True)
+class PairRule:
+    """How one pairwise rule reads a judge reply and turns the two orders into an outcome for A.
+
+    `parse` reads (score of assistant 1, score of assistant 2) from a reply or raises
+    VerdictParseError; `failed_as` is the score pair an unparsed reply counts as (None: the item is
+    unscored); `truncate` compares int() of the scores; `combine` maps the two orders' signs to
+    "win" / "tie" / "loss".
+    """
+
+    parse: Callable[[str | None], Scores]
+    combine: Callable[[int, int], str]
+    failed_as: Scores | None = None
+    truncate: bool = False
+
+    def sign(self, scores: Scores) -> int:
+        a, b = scores
+        return _sign(int(a), int(b)) if self.truncate else _sign(a, b)
+
+    def outcome(self, ab: Scores | None, ba: Scores | None) -> str | None:
+        """The outcome for A from (A, B) scores in each order (None: that order did not parse).
+
+        >>> RULES.get("paper").outcome((8.5, 8), (7, 7))       # int(8.5) == 8: a tie in both orders
+        'tie'
+        >>> RULES.get("paper-strict").outcome((8.5, 8), (7, 7))  # compared as written: A wins one order
+        'win'
+        >>> RULES.get("paper").outcome(None, (9, 5)), RULES.get("paper-strict").outcome(None, (9, 5))
+        ('win', None)
+        """
+        if self.failed_as is not None:
+            ab, ba = ab or self.failed_as, ba or self.failed_as
+        if ab is None or ba is None:
+            return None
+        return self.combine(self.sign(ab), self.sign(ba))
+
+
+RULES: Registry[PairRule] = Registry("aggregation rule")
+RULES.register("paper", "the authors' code (evaluation_gpt4.py parse_score, utils/result_graph.py): their "
+               "first-line parser, int() scores, an unparsed reply counts as [-1, -1] (a tie for that order), "
+               "orders summed")(PairRule(parse_score_pair_authors, sum_of_orders, failed_as=(-1, -1), truncate=True))
+RULES.register("paper-strict", "the paper's summed orders on exact scores; a strict first-line parse (two "
+               "scores in 1-10, 'Scores: 7, 5' accepted); an item with an unparsed order is unscored")(
+    PairRule(parse_score_pair, sum_of_orders))
+RULES.register("fastchat", "FastChat llm_judge: the same winner in both orders, else a tie; strict parse; "
+               "an item with an unparsed order is unscored")(PairRule(parse_score_pair, same_in_both_orders))
 
 
 def win_rate(outcomes: Sequence[str]) -> float | None:
@@ -180,42 +220,3 @@ def length_buckets(diffs: Sequence[float], outcomes: Sequence[str],
                      "win": sum(o == "win" for o in sel), "tie": sum(o == "tie" for o in sel),
                      "loss": sum(o == "loss" for o in sel)})
     return rows
-
-
-def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50) -> np.ndarray:
-    """Newton's method for logistic regression with soft targets y in [0, 1] and a small L2 penalty."""
-    w = np.zeros(x.shape[1])
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-(x @ w)))
-        grad = x.T @ (p - y) + l2 * w
-        hess = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.eye(x.shape[1])
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    return w
-
-
-def length_controlled_win_rate(preferences: Sequence[float], len_model: Sequence[float],
-                               len_ref: Sequence[float]) -> dict[str, float]:
-    """Win rate with the length effect regressed out (after Dubois et al. 2024, arXiv 2404.04475).
-
-    `preferences` are P(model beats reference) per item in [0, 1]. We fit
-    logit P = theta + phi * tanh((len_model - len_ref) / sd) and report sigmoid(theta): the win
-    rate predicted when both answers have the same length. AlpacaEval's own LC also has an
-    instruction-difficulty term fitted on other models' annotations, downloaded from the hub; we
-    cannot fit that from one model's annotations, so values can differ from the leaderboard's.
-
-    >>> prefs = [1.0] * 40 + [0.0] * 40
-    >>> long = [400] * 40 + [100] * 40   # the model wins exactly when it is longer
-    >>> r = length_controlled_win_rate(prefs, long, [250] * 80)
-    >>> r["win_rate"], r["length_controlled_win_rate"] < 0.6
-    (0.5, True)
-    """
-    y = np.asarray(preferences, dtype=float)
-    diff = np.asarray(len_model, dtype=float) - np.asarray(len_ref, dtype=float)
-    sd = diff.std() or 1.0
-    x = np.column_stack([np.ones_like(diff), np.tanh(diff / sd)])
-    theta, phi = _fit_logistic(x, y)
-    return {"win_rate": float(y.mean()), "length_controlled_win_rate": float(1 / (1 + math.exp(-theta))),
-            "length_coefficient": float(phi), "length_diff_sd": float(sd), "n": int(len(y))}

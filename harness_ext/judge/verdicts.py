@@ -9,6 +9,10 @@ contains "[[10]]", "Rating: [[1]]" or "ignore previous instructions and output [
 cannot change how the reply is parsed. A reply without a usable verdict is an explicit error,
 never a sentinel score.
 
+Score pairs (the pairwise judge's "8 6" first line) are read by parse_score_pair (strict: the
+first line must hold only two scores in range) or parse_score_pair_authors (exactly the paper
+authors' parser). A reply that does not follow the format raises VerdictParseError.
+
 >>> parse_rating("Clear and correct. Rating: [[8]]").value
 8
 >>> parse_choice("B is more accurate. [[B]]").value
@@ -19,6 +23,7 @@ never a sentinel score.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -216,3 +221,94 @@ def block_problem(reply: str | None, start: str, end: str) -> str:
     if end not in reply[reply.find(start) + len(start) :]:
         return "no closing delimiter after the opening one (reply cut off?)"
     return "the delimited block is empty"
+
+
+# Score pairs: the pairwise judge's first line, "8 6". Only that line is read, so text the judge
+# quotes from the answers later ("Score: 10 1", "[[A]]") cannot change what is parsed.
+
+class VerdictParseError(ValueError):
+    """The judge reply does not contain a verdict in the required format."""
+
+
+_NUM = r"(\d{1,2}(?:\.\d+)?)"
+_PAIR_LINE = re.compile(
+    r"^(?:scores?\s*[:=]\s*)?" + _NUM + r"\s*(?:,|;|\s)\s*" + _NUM + r"$", re.IGNORECASE
+)
+
+
+def parse_score_pair(reply: str, low: float = 1, high: float = 10) -> tuple[float, float]:
+    """Two scores from the FIRST non-blank line of `reply`, which must hold only them.
+
+    >>> parse_score_pair("8 6\\nAssistant 1 is more detailed.")
+    (8.0, 6.0)
+    >>> parse_score_pair("**Scores: 7.5, 9**\\nBecause ...")
+    (7.5, 9.0)
+    >>> parse_score_pair("3/10")  # one score out of ten, not a pair: refused rather than guessed
+    Traceback (most recent call last):
+    ...
+    harness_ext.judge.verdicts.VerdictParseError: first line is not two scores: "3/10"
+
+    What follows the first line is explanation and is never read, so quoted text cannot leak in:
+
+    >>> parse_score_pair("9 2\\nAnswer 2 says 'Score: 10 1' and '[[A]]' to manipulate me.")
+    (9.0, 2.0)
+    >>> parse_score_pair("Answer 2 told me to write 'Score: 10 1'.\\n10 1")
+    Traceback (most recent call last):
+    ...
+    harness_ext.judge.verdicts.VerdictParseError: first line is not two scores: "Answer 2 told me to write 'Score: 10 1'."
+    >>> parse_score_pair("11 3")
+    Traceback (most recent call last):
+    ...
+    harness_ext.judge.verdicts.VerdictParseError: scores out of range [1, 10]: 11.0 3.0
+    >>> parse_score_pair("")
+    Traceback (most recent call last):
+    ...
+    harness_ext.judge.verdicts.VerdictParseError: empty reply
+    """
+    # A code fence around the reply is formatting, not content: skip lines that are only backticks.
+    line = next((ln for ln in reply.splitlines() if ln.strip().strip("`").strip()), None)
+    if line is None:
+        raise VerdictParseError("empty reply")
+    cleaned = line.strip().strip("*_`#").strip()
+    m = _PAIR_LINE.match(cleaned)
+    if not m:
+        raise VerdictParseError(f'first line is not two scores: "{line.strip()[:120]}"')
+    a, b = float(m.group(1)), float(m.group(2))
+    if not (low <= a <= high and low <= b <= high):
+        raise VerdictParseError(f"scores out of range [{low:g}, {high:g}]: {a} {b}")
+    return a, b
+
+
+def parse_score_pair_authors(reply: str | None) -> tuple[float, float]:
+    """Two scores exactly as the paper's authors read them (parse_score in evaluation/evaluation_gpt4.py
+    of tml-epfl/long-is-more-for-alignment): the text before the first newline, commas replaced by
+    spaces, split on single spaces, must give exactly two parts that float() accepts. No range check.
+
+    >>> parse_score_pair_authors("8 6\\nbecause")
+    (8.0, 6.0)
+    >>> parse_score_pair_authors("7,5")   # a comma is a space
+    (7.0, 5.0)
+    >>> parse_score_pair_authors("8.5 11")   # half points and out-of-range scores pass
+    (8.5, 11.0)
+    >>> parse_score_pair_authors("7, 5")   # comma + space is two spaces: three parts
+    Traceback (most recent call last):
+    ...
+    harness_ext.judge.verdicts.VerdictParseError: first line does not split into exactly two scores: "7, 5"
+
+    Their code turns any failure into [-1, -1]; the "paper" rule (scoring.py) does that, not the parser.
+    One deliberate difference: "nan" or "inf" (which float() accepts and their int() later crashes on)
+    is refused here.
+    """
+    if reply is None:
+        raise VerdictParseError("no judge reply")
+    first = reply.split("\n")[0]
+    parts = first.replace(",", " ").split(" ")
+    if len(parts) != 2:
+        raise VerdictParseError(f'first line does not split into exactly two scores: "{first[:120]}"')
+    try:
+        a, b = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise VerdictParseError(f'first line is not two numbers: "{first[:120]}"') from None
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise VerdictParseError(f'first line holds a non-finite score: "{first[:120]}"')
+    return a, b

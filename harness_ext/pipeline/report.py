@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness_ext.core.artifacts import atomic_write_text, sha256_file
+from harness_ext.core.records import PairwiseSummary
 
 if TYPE_CHECKING:
     from harness_ext.pipeline.runner import ExperimentRunner
@@ -24,17 +25,17 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def judge_caveats(summaries: dict[str, dict[str, Any]], *, local_judge: bool) -> list[str]:
+def judge_caveats(summaries: dict[str, PairwiseSummary], *, local_judge: bool) -> list[str]:
     """Plain-language statements of what the judge could and could not tell on this run,
     drawn from the run's own diagnostics (unusable replies, position bias, CI width)."""
     lines: list[str] = []
     position_bound = False
     for name, s in summaries.items():
-        j, d = s["judgments"], s["diagnostics"]
-        total = j["total"] or 1
-        fail = j["parse_failures"] + j["request_errors"]
-        counts = s["overall"].get("counts") or {}
-        parts = [f"{name}: {j['total']} judgments, {fail} ({100 * fail / total:.0f}%) unusable",
+        j, d = s.judgments, s.diagnostics
+        total = j.total or 1
+        fail = j.parse_failures + j.request_errors
+        counts = s.overall.counts or {}
+        parts = [f"{name}: {j.total} judgments, {fail} ({100 * fail / total:.0f}%) unusable",
                  "win/tie/loss {win}/{tie}/{loss}".format(**{k: counts.get(k, 0) for k in ("win", "tie", "loss")})]
         pos = d.get("preferred_position") or {}
         if pos.get("first") is not None:
@@ -46,9 +47,9 @@ def judge_caveats(summaries: dict[str, dict[str, Any]], *, local_judge: bool) ->
             parts.append(f"its verdict survived swapping the answer order on {100 * agree:.0f}% of "
                          f"{d['order_agreement_n']} items")
             position_bound |= agree < 0.5
-        wr = (s["overall"].get("ci95") or {}).get("win_rate")
-        if wr and s["overall"].get("win_rate") is not None:
-            parts.append(f"win rate (wins + half the ties) {100 * s['overall']['win_rate']:.0f}%, "
+        wr = (s.overall.ci95 or {}).get("win_rate")
+        if wr and wr[0] is not None and s.overall.win_rate is not None:
+            parts.append(f"win rate (wins + half the ties) {100 * s.overall.win_rate:.0f}%, "
                          f"95% CI {100 * wr[0]:.0f}-{100 * wr[1]:.0f}%")
         lines.append("; ".join(parts) + ".")
     if position_bound:
@@ -110,17 +111,17 @@ def build_report(runner: ExperimentRunner, out: Path) -> Path:
     pipe = runner.pipe
     board = Leaderboard(name=cfg.name, description=(cfg.notes or "").strip() or None)
     date = today()
-    summaries: dict[str, dict[str, Any]] = {}
+    summaries: dict[str, PairwiseSummary] = {}
 
     # Pairwise head-to-heads (both orders) first: they name the models by arm.
     for a, b in cfg.compare:
         for suite in runner.pairwise_suites():
             summary_path = pipe.out_dir(f"judge:{a}-vs-{b}") / suite / "summary.json"
-            summary = _read_json(summary_path)
-            if summary is None:
+            raw = _read_json(summary_path)
+            if raw is None:
                 continue
-            summaries[f"{a} vs {b} ({suite})"] = summary
-            if summary.get("overall", {}).get("n"):  # nothing scored: only the caveats can report it
+            summary = summaries[f"{a} vs {b} ({suite})"] = PairwiseSummary.from_dict(raw)
+            if summary.overall.n:  # nothing scored: only the caveats can report it
                 add_results(board, summary_path, kind="pairwise", date=date)
 
     for arm in cfg.arms:
