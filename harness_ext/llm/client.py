@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from harness_ext.core.errors import ConfigError, require
-from harness_ext.llm.cache import ChatCache, request_key
+from harness_ext.llm.cache import ChatCache, new_holder, request_key
 from harness_ext.core.paths import cache_dir
 from harness_ext.core.records import ChatRequest, ChatResult
 from harness_ext.core.secrets import register, scrub
@@ -232,18 +232,39 @@ class OpenAIChatClient:
         results: dict[str, ChatResult] = {}
         todo: dict[str, ChatRequest] = {}
         for key, req in zip(keys, requests, strict=True):
-            if key in results or key in todo:
+            if key in todo:
                 self.stats["deduplicated"] += 1
-                continue
-            hit = self.cache.get(key) if self.cache is not None else None
-            if hit is not None:
-                self.stats["cache_hits"] += 1
-                results[key] = hit
             else:
                 todo[key] = req
+        if self.cache is not None:
+            hits = self.cache.get_many(todo)
+            self.stats["cache_hits"] += len(hits)
+            results.update(hits)
+            todo = {k: r for k, r in todo.items() if k not in hits}
         if todo:
-            await self._run(todo, results)
+            await (self._run(todo, results, None) if self.cache is None else self._run_claimed(todo, results))
         return [_copy(results[k]) for k in keys]
+
+    async def _run_claimed(self, todo: dict[str, ChatRequest], results: dict[str, ChatResult]) -> None:
+        """Send each request this call claims in the shared cache; wait for the ones another process
+        or thread is asking, reusing its answer, and claim them if it gives up or dies."""
+        assert self.cache is not None
+        holder = new_holder()
+        pause = 0.02
+        while todo:
+            claimed, found = self.cache.claim(todo, holder)
+            self.stats["shared"] += len(found)  # answered by another process while we looked
+            for key, res in found.items():
+                results[key] = res
+                del todo[key]
+            mine = {k: todo.pop(k) for k in claimed}
+            if mine:
+                await self._run(mine, results, holder)
+                pause = 0.02
+            elif todo:
+                self.stats["waits"] += 1
+                await asyncio.sleep(pause)
+                pause = min(0.5, pause * 1.5)
 
     # ------------------------------------------------------------ internals
 
@@ -255,7 +276,7 @@ class OpenAIChatClient:
                               hint="pass model= to make_client or set ChatRequest.model.")
         return ChatRequest(self.model, r.messages, r.params)
 
-    async def _run(self, todo: dict[str, ChatRequest], results: dict[str, ChatResult]) -> None:
+    async def _run(self, todo: dict[str, ChatRequest], results: dict[str, ChatResult], holder: str | None) -> None:
         openai = require("openai", extra="judge", purpose="the OpenAI-compatible judge client")
         sdk = openai.AsyncOpenAI(api_key=self.__api_key, base_url=self.base_url, timeout=self.timeout,
                                  max_retries=0)  # retries are ours: jitter, Retry-After, invalid bodies
@@ -276,20 +297,35 @@ class OpenAIChatClient:
         async def one(key: str, req: ChatRequest) -> None:
             async with sem:
                 res = await self._with_retries(sdk, openai, limiter, req)
-            if res.ok and self.cache is not None:
-                self.cache.put(key, req.model, res)
+            if self.cache is not None and holder is not None:
+                if res.ok:
+                    self.cache.put(key, req.model, res)  # drops the claim in the same transaction
+                else:
+                    self.cache.release([key], holder)  # a waiter elsewhere may try it
             results[key] = res
             if bar is not None:
                 bar.update(1)
 
+        heartbeat = asyncio.ensure_future(self._heartbeat(list(todo), holder)) if holder else None
         try:
             await asyncio.gather(*(one(k, r) for k, r in todo.items()))
         finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
+            if self.cache is not None and holder is not None:
+                self.cache.release([k for k in todo if k not in results], holder)  # cancelled: let others go
             if bar is not None:
                 bar.close()
             if self.cache is not None:
                 self.cache.flush()
             await sdk.close()
+
+    async def _heartbeat(self, keys: list[str], holder: str) -> None:
+        """Renew this call's claims every third of their lifetime while its requests are in flight."""
+        assert self.cache is not None
+        while True:
+            await asyncio.sleep(self.cache.claim_ttl / 3)
+            self.cache.renew(keys, holder)
 
     async def _with_retries(self, sdk: Any, openai: Any, limiter: RateLimiter, req: ChatRequest) -> ChatResult:
         params = req.params_dict()
