@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from harness_ext.core.errors import ConfigError
+from harness_ext.core.records import ChatClient, ChatRequest, Turn
 from harness_ext.llm.cache import ChatCache, request_key
 from harness_ext.llm.client import RetryPolicy, make_client
-from harness_ext.core.records import ChatClient, ChatRequest, Turn
 from tests.conftest import ROOT, cli_env
 from tests.openai_server import LoopbackServer, last_user_text
 

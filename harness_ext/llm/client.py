@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from harness_ext.core.errors import ConfigError, require
-from harness_ext.llm.cache import ChatCache, new_holder, request_key
 from harness_ext.core.paths import cache_dir
 from harness_ext.core.records import ChatRequest, ChatResult
 from harness_ext.core.secrets import register, scrub
+from harness_ext.llm.cache import ChatCache, new_holder, request_key
 
 log = logging.getLogger(__name__)
 
