@@ -178,6 +178,12 @@ class ChatCache:
                 self._db.execute("ROLLBACK")
                 raise
 
+    def mean_completion_tokens(self, model: str) -> float | None:
+        """The mean reply length of this model's cached answers (a dry run's expectation), None if none."""
+        row = self._tx("SELECT AVG(completion_tokens) FROM results WHERE model=? AND completion_tokens IS NOT NULL",
+                       (model,))
+        return float(row[0][0]) if row and row[0][0] is not None else None
+
     # ------------------------------------------------------------ claims
 
     def claim(self, keys: Iterable[str], holder: str) -> tuple[set[str], dict[str, ChatResult]]:
