@@ -210,7 +210,7 @@ class Ledger:
                 "requests_cached": sum(ln.requests for ln in self.lines.values() if ln.source == "cache"),
                 "prompt_tokens": sum(ln.prompt_tokens for ln in paid),
                 "completion_tokens": sum(ln.completion_tokens for ln in paid),
-                "cost_usd": None if unpriced else round(self.spent(), 6),
+                "cost_usd": None if unpriced else round(self.spent(), 10),
                 "unpriced_models": unpriced,
             },
             "prices": self.prices.describe(),
@@ -236,7 +236,7 @@ def merge_blocks(blocks: list[dict[str, Any]]) -> dict[str, Any]:
             "requests_cached": sum(t.get("requests_cached", 0) for t in totals),
             "prompt_tokens": sum(t.get("prompt_tokens", 0) for t in totals),
             "completion_tokens": sum(t.get("completion_tokens", 0) for t in totals),
-            "cost_usd": None if unpriced or None in costs else round(sum(costs), 6),
+            "cost_usd": None if unpriced or None in costs else round(sum(costs), 10),
             "unpriced_models": unpriced,
         },
     }
