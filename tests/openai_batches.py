@@ -25,10 +25,13 @@ from typing import Any
 class TokenLimiter:
     """Per-minute token (and request) buckets with OpenAI's x-ratelimit-* headers."""
 
-    def __init__(self, tpm: float | None, rpm: float | None = None) -> None:
+    def __init__(self, tpm: float | None, rpm: float | None = None, burst_s: float = 60.0) -> None:
         self.tpm, self.rpm = tpm, rpm
-        self._tok = float(tpm or 0)
-        self._req = float(rpm or 0)
+        # the buckets hold `burst_s` seconds of the rate (OpenAI's hold a minute; tests use less)
+        self.tok_cap = (tpm or 0) * burst_s / 60
+        self.req_cap = max(1.0, (rpm or 0) * burst_s / 60)
+        self._tok = self.tok_cap
+        self._req = self.req_cap
         self._t = time.monotonic()
         self._lock = threading.Lock()
         self.limited = 0  # requests answered 429
@@ -38,15 +41,15 @@ class TokenLimiter:
         now = time.monotonic()
         dt, self._t = now - self._t, now
         if self.tpm:
-            self._tok = min(self.tpm, self._tok + dt * self.tpm / 60)
+            self._tok = min(self.tok_cap, self._tok + dt * self.tpm / 60)
         if self.rpm:
-            self._req = min(self.rpm, self._req + dt * self.rpm / 60)
+            self._req = min(self.req_cap, self._req + dt * self.rpm / 60)
 
     def admit(self, tokens: int) -> tuple[bool, dict[str, str]]:
         """(admitted, headers): charges the buckets when admitted; else the 429's headers."""
         with self._lock:
             self._refill()
-            tokens = min(tokens, int(self.tpm)) if self.tpm else tokens
+            tokens = min(tokens, int(self.tok_cap)) if self.tpm else tokens
             short_tok = self.tpm and self._tok < tokens
             short_req = self.rpm and self._req < 1
             ok = not short_tok and not short_req
@@ -65,11 +68,12 @@ class TokenLimiter:
 
     def _headers(self) -> dict[str, str]:
         h: dict[str, str] = {}
-        for name, limit, level in (("tokens", self.tpm, self._tok), ("requests", self.rpm, self._req)):
+        for name, limit, level, cap in (("tokens", self.tpm, self._tok, self.tok_cap),
+                                        ("requests", self.rpm, self._req, self.req_cap)):
             if limit:
                 h[f"x-ratelimit-limit-{name}"] = str(int(limit))
                 h[f"x-ratelimit-remaining-{name}"] = str(max(0, math.floor(level)))
-                h[f"x-ratelimit-reset-{name}"] = f"{(limit - level) * 60 / limit:.3f}s"
+                h[f"x-ratelimit-reset-{name}"] = f"{max(0.0, cap - level) * 60 / limit:.3f}s"
         return h
 
 

@@ -60,6 +60,7 @@ class RateLimits:
 
     tpm: float | None = None
     rpm: float | None = None
+    burst_s: float = 60.0  # seconds of the rate a bucket holds when full (OpenAI's: a minute)
 
 
 @dataclass
@@ -115,6 +116,7 @@ class LoopbackServer:
         self.hang_seconds = hang_seconds
         self.max_lifetime = max_lifetime
         self.fail_first = fail_first  # the first N requests fail (deterministic fault tests)
+        self.send_usage = True
         self.api_key = api_key  # when set, other keys get a 401 that echoes them, as real APIs do
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -126,7 +128,7 @@ class LoopbackServer:
         self.bodies: list[dict[str, Any]] = []  # every completion request body, in arrival order
         # rate limits and the Batch API (tests/openai_batches.py)
         limits = limits or RateLimits()
-        self.limiter = TokenLimiter(limits.tpm, limits.rpm) if limits.tpm or limits.rpm else None
+        self.limiter = TokenLimiter(limits.tpm, limits.rpm, limits.burst_s) if limits.tpm or limits.rpm else None
         b = batches or BatchOptions()
         self.batch_api = BatchAPI(self._batch_answer, latency=b.latency, fail=b.fail, expire_after=b.expire_after)
         self._httpd: ThreadingHTTPServer | None = None
@@ -329,12 +331,15 @@ class LoopbackServer:
         else:
             choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
             obj_type = "text_completion"
-        return {
+        payload = {
             "id": f"cmpl-{self.requests}", "object": obj_type, "created": int(time.time()),
             "model": body.get("model", "loopback-judge"), "choices": [choice],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         }
+        if not self.send_usage:  # some servers (older llama.cpp, proxies) send none
+            del payload["usage"]
+        return payload
 
 
 def main() -> None:

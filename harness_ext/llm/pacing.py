@@ -20,6 +20,8 @@ import re
 import time
 from collections.abc import Mapping
 
+COLD_START_WAIT = 2.0  # seconds the others wait for the first response's headers
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -54,6 +56,7 @@ def _number(text: str | None) -> float | None:
 class _Bucket:
     def __init__(self) -> None:
         self.limit: float | None = None
+        self.cap: float | None = None  # what the bucket holds when whole (remaining + reset x rate)
         self.level: float | None = None  # None: no header seen yet, nothing to pace
         self.reset_at = 0.0
         self.stamp = time.monotonic()
@@ -64,6 +67,8 @@ class _Bucket:
             return
         now = time.monotonic()
         self.limit = limit if limit else self.limit
+        if self.limit and reset is not None:
+            self.cap = remaining + reset * self.limit / 60.0
         # the header counted the request it answers; requests still in flight may be uncounted
         self.level = remaining - self.in_flight
         self.reset_at = now + (reset or 0.0)
@@ -73,7 +78,7 @@ class _Bucket:
         if self.level is None:
             return
         if self.limit:
-            self.level = min(self.limit, self.level + (now - self.stamp) * self.limit / 60.0)
+            self.level = min(self.cap or self.limit, self.level + (now - self.stamp) * self.limit / 60.0)
         elif now >= self.reset_at:
             self.level = max(self.level, 0.0)  # reset passed without a known limit: allow again
             self.reset_at = float("inf")
@@ -83,7 +88,7 @@ class _Bucket:
         if self.level is None or self.level >= amount:
             return 0.0
         if self.limit:
-            amount = min(amount, self.limit)  # a request larger than the limit still goes when full
+            amount = min(amount, self.cap or self.limit)  # a request larger than the bucket still goes when full
             return (amount - self.level) * 60.0 / self.limit
         return max(0.0, self.reset_at - now) if self.reset_at != float("inf") else 0.0
 
@@ -95,12 +100,18 @@ class HeaderPacer:
         self.requests = _Bucket()
         self.tokens = _Bucket()
         self.waited = 0.0  # seconds spent pacing (for stats)
+        # None until the first response: until then one request goes alone, so a cold start at the
+        # limit does not fire `concurrency` requests blind; False: the server sends no such headers.
+        self.seen: bool | None = None
         self._lock: asyncio.Lock | None = None
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Update from one response's headers (any response, 429s included)."""
         def get(name: str) -> str | None:
             return headers.get(name)
+
+        has = get("x-ratelimit-remaining-tokens") is not None or get("x-ratelimit-remaining-requests") is not None
+        self.seen = True if has else (self.seen or False)
 
         self.requests.observe(_number(get("x-ratelimit-limit-requests")), _number(get("x-ratelimit-remaining-requests")),
                               parse_duration(get("x-ratelimit-reset-requests")))
@@ -112,6 +123,9 @@ class HeaderPacer:
         if self._lock is None or self._lock._loop not in (None, asyncio.get_running_loop()):  # type: ignore[attr-defined]
             self._lock = asyncio.Lock()
         async with self._lock:  # one waiter at a time keeps the order fair
+            deadline = time.monotonic() + COLD_START_WAIT  # a first request that hangs must not stall the run
+            while self.seen is None and self.requests.in_flight >= 1 and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
             while True:
                 now = time.monotonic()
                 self.requests.refill(now)
