@@ -19,13 +19,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness_ext.core.records import ChatRequest, ChatResult
 from harness_ext.llm.ledger import max_completion_tokens, prompt_tokens
 
-if TYPE_CHECKING:
-    from harness_ext.llm.client import OpenAIChatClient
+OpenAIChatClient = Any  # llm/client.py's client (not imported: client imports this module)
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +157,6 @@ async def _collect(client: OpenAIChatClient, sdk: Any, batch_id: str, models: di
 
 def _parse_line(raw: str) -> tuple[str | None, ChatResult | None]:
     """(custom_id, result) of one output or error line; result None when the line carries an error."""
-    from harness_ext.llm.client import _parse_completion, _Retryable
-
     try:
         obj = json.loads(raw)
         key = obj["custom_id"]
@@ -168,7 +165,14 @@ def _parse_line(raw: str) -> tuple[str | None, ChatResult | None]:
     response = obj.get("response") or {}
     if obj.get("error") or response.get("status_code") != 200:
         return key, None
+    body = response.get("body") or {}
     try:
-        return key, _parse_completion(response.get("body") or {})
-    except _Retryable:
+        choice = body["choices"][0]
+        text = choice["message"]["content"]
+    except (KeyError, IndexError, TypeError):
         return key, None
+    if not isinstance(text, str):
+        return key, None
+    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+    return key, ChatResult(text=text, prompt_tokens=usage.get("prompt_tokens"),
+                           completion_tokens=usage.get("completion_tokens"), finish_reason=choice.get("finish_reason"))
