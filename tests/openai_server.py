@@ -354,6 +354,7 @@ def main() -> None:
                     help="echo the prompt, or score pairwise prompts like tests.judge_helpers.quality_judge")
     ap.add_argument("--max-lifetime", type=float, default=900.0)
     ap.add_argument("--tpm", type=float, default=None, help="tokens-per-minute limit (429 + x-ratelimit-* headers)")
+    ap.add_argument("--burst-s", type=float, default=60.0, help="seconds of --tpm the bucket holds when full")
     ap.add_argument("--batch-latency", type=float, default=0.0, help="seconds until a batch completes")
     args = ap.parse_args()
     reply = None
@@ -362,7 +363,7 @@ def main() -> None:
 
         reply = quality_judge
     srv = LoopbackServer(reply, latency=args.latency, fault_rate=args.fault_rate, max_lifetime=args.max_lifetime,
-                         limits=RateLimits(tpm=args.tpm), batches=BatchOptions(latency=args.batch_latency))
+                         limits=RateLimits(tpm=args.tpm, burst_s=args.burst_s), batches=BatchOptions(latency=args.batch_latency))
     srv.start()
     print(srv.base_url, flush=True)
     try:

@@ -129,6 +129,15 @@ def client_from_args(args: argparse.Namespace) -> tuple[Any, str]:
     return build_client(options), args.judge_model
 
 
+def print_usage(client: Any) -> None:
+    """The run's tokens and cost on one line (API judges; a local judge keeps no ledger)."""
+    from harness_ext.llm.ledger import usage_line
+
+    line = usage_line(client)
+    if line:
+        print(line)
+
+
 def command_stage(args: argparse.Namespace) -> str:
     """The ledger's stage name for a command: 'judge pairwise', 'mt-bench judge', 'score', 'refine'."""
     sub = next((getattr(args, a) for a in ("judge_command", "mt_bench_command", "mt_command")

@@ -251,3 +251,18 @@ def check_priced(prices: PriceTable, model: str, why: str) -> Price:
                           hint="pass --prices FILE with " + json.dumps({"models": {model: {
                               "input": "USD per 1M", "output": "USD per 1M"}}}) + " (JSON or YAML).")
     return price
+
+
+def usage_line(client: Any) -> str | None:
+    """One line for the terminal: what this run paid, in tokens and dollars, and what the cache saved."""
+    block = usage_block(client)
+    if block is None or not block["lines"]:
+        return None
+    t = block["total"]
+    paid = [ln for ln in block["lines"] if ln["source"] != "cache"]
+    how = ", ".join(f"{ln['requests']} {ln['source']}" for ln in paid) or "nothing sent"
+    cost = ("cost unknown: no price for " + ", ".join(t["unpriced_models"]) if t["cost_usd"] is None
+            else f"${t['cost_usd']:.4f}")
+    return (f"usage: {t['requests_paid']} requests paid ({how}), {t['prompt_tokens']:,} prompt + "
+            f"{t['completion_tokens']:,} completion tokens, {cost} (prices {block['prices']['date']}); "
+            f"{t['requests_cached']} from the cache, free")
