@@ -114,3 +114,19 @@ def test_killed_after_submitting_the_next_run_collects_instead_of_resubmitting(t
         assert srv.batch_api.created == 1 and srv.requests == 0  # collected, not resubmitted or sent live
         assert client.stats["batches_resumed"] == 1 and sorted(srv.served_keys.values()) == [1] * 40
         assert ChatCache(tmp_path / "c").open_batches(srv.base_url.rstrip("/")) == []
+
+
+def test_budget_keeps_requests_out_of_a_batch_and_releases_them(tmp_path):
+    from harness_ext.llm.ledger import max_completion_tokens, prompt_tokens
+    from harness_ext.llm.spend import BudgetExceeded
+
+    reqs = _requests(10)
+    worst = (prompt_tokens(reqs[0]) * 0.075 + max_completion_tokens(reqs[0]) * 0.30) / 1e6  # gpt-4o-mini batch
+    with LoopbackServer() as srv:
+        client = _client(srv, tmp_path / "c", budget_usd=worst * 4.5)
+        with pytest.raises(BudgetExceeded):
+            client.complete_many(reqs)
+        assert srv.batch_api.lines_answered == 4 and srv.requests == 0
+        assert ChatCache(tmp_path / "c").holders() == {}  # nothing left claimed
+        assert all(r.ok for r in _client(srv, tmp_path / "c", budget_usd=1.0).complete_many(reqs))
+        assert srv.batch_api.lines_answered == 10 and sorted(srv.served_keys.values()) == [1] * 10

@@ -134,3 +134,12 @@ def test_pacing_to_rate_limit_headers_avoids_429_storms(tmp_path):
     blind, _ = _paced_run(tmp_path, pace=False)
     assert blind.limiter.limited > 20  # without the headers: a retry storm
     assert srv.limiter.limited <= 3 and client.stats["http_429"] == srv.limiter.limited
+
+
+@pytest.mark.parametrize("name", ["harness_ext.llm.ledger", "harness_ext.llm.pacing", "harness_ext.llm.batch"])
+def test_doctests(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0

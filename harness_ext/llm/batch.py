@@ -89,9 +89,11 @@ async def run_batch(client: OpenAIChatClient, sdk: Any, todo: dict[str, ChatRequ
         await sdk.close()
     left = {k: r for k, r in todo.items() if k not in results}
     if client.budget is not None:  # requests the budget kept out of the batch stay unsent
+        kept_out = [k for k in left if k in client._over_budget]
         left = {k: r for k, r in left.items() if k not in client._over_budget}
-        for k in client._over_budget:
-            results.setdefault(k, ChatResult(text=None, error="not sent: it could exceed --budget"))
+        for k in kept_out:
+            results[k] = ChatResult(text=None, error="not sent: it could exceed --budget")
+        cache.release(kept_out, holder)  # another process (with a larger budget) may send them
     if left:
         client.stats["batch_retried_live"] += len(left)
         log.info("%d batch lines failed or expired; sending them live", len(left))
