@@ -11,8 +11,12 @@ TGI, the loopback test server). One `complete_many` call answers a batch in inpu
   are retried with exponential backoff and full jitter; other 4xx errors are not (retrying a bad
   request or a wrong key only burns quota);
 * a request that still fails becomes `ChatResult(error=...)`: never raised, never cached;
-* each answer is appended to the cache the moment it arrives, so a SIGKILLed run loses at most
-  the requests in flight.
+* each answer is committed to the cache the moment it arrives, so a SIGKILLed run loses at most
+  the requests in flight; processes and threads sharing a cache claim each request before sending
+  it, so each distinct request is sent once (llm/cache.py);
+* requests pace themselves to the endpoint's x-ratelimit-* headers (llm/pacing.py);
+* every answer's tokens and cost go to a ledger (llm/ledger.py); `ClientOptions` (llm/options.py)
+  adds a dry run, a budget (llm/spend.py) and the Batch API (llm/batch.py).
 
 The API key is held privately and scrubbed from every error message; reprs never show it.
 """
