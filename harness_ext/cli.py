@@ -24,6 +24,7 @@ from pathlib import Path
 from harness_ext import __version__
 from harness_ext.core.errors import HarnessError, InputError
 from harness_ext.core.secrets import install_log_filter, scrub
+from harness_ext.llm.spend import DryRunFinished
 
 # name -> module (harness_ext/commands/<module>.py)
 COMMANDS: dict[str, str] = {
@@ -136,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_output_paths(args)
         code = args._module.run(args)
+    except DryRunFinished as exc:  # --dry-run: the estimate is the command's output
+        print(exc.report)
+        return 0
     except HarnessError as exc:
         print(scrub(f"harness-ext {args.command}: error: {exc}"), file=sys.stderr)
         return exc.exit_code

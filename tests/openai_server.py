@@ -16,6 +16,10 @@ Usage::
     with LoopbackServer(reply=lambda req: "Scores: 7 3", latency=0.01) as srv:
         client = make_client("judge", base_url=srv.base_url, api_key="sk-test")
 
+With `limits=RateLimits(tpm=...)` it enforces a tokens-per-minute limit (429 with Retry-After,
+x-ratelimit-* headers on every answer), and it implements the Batch API's `/v1/files` and
+`/v1/batches` (failed lines, expiry with partial output); see tests/openai_batches.py.
+
 The server is bounded: it stops by itself after `max_lifetime` seconds, and `stop()` (or leaving
 the `with` block) wakes hanging handlers so nothing outlives the test.
 """
@@ -29,8 +33,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.openai_batches import BatchAPI, TokenLimiter
 
 FAULTS = ("429", "500", "hang", "truncate", "garbage")
 GARBAGE_TEXT = "I cannot decide; both are fine I guess."
@@ -40,6 +47,29 @@ def request_key(body: dict[str, Any]) -> str:
     """A stable key for a request body's model + messages/prompt (what the counters are keyed by)."""
     core = {"model": body.get("model"), "messages": body.get("messages"), "prompt": body.get("prompt")}
     return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()
+
+
+def prompt_token_count(body: dict[str, Any]) -> int:
+    """The server's token count of a request's prompt (whitespace-separated words of its JSON)."""
+    return len(json.dumps(body.get("messages") or body.get("prompt") or "").split())
+
+
+@dataclass
+class RateLimits:
+    """Per-minute limits the server enforces with 429s and reports in x-ratelimit-* headers."""
+
+    tpm: float | None = None
+    rpm: float | None = None
+    burst_s: float = 60.0  # seconds of the rate a bucket holds when full (OpenAI's: a minute)
+
+
+@dataclass
+class BatchOptions:
+    """How the Batch API behaves: seconds until a batch completes, lines that fail, early expiry."""
+
+    latency: float = 0.0
+    fail: Callable[[str], bool] | None = None  # custom_id -> this line lands in the error file
+    expire_after: int | None = None  # a batch answers only its first N lines, then expires
 
 
 def last_user_text(body: dict[str, Any]) -> str:
@@ -72,6 +102,8 @@ class LoopbackServer:
         max_lifetime: float = 900.0,
         fail_first: int = 0,
         api_key: str | None = None,
+        limits: RateLimits | None = None,
+        batches: BatchOptions | None = None,
     ) -> None:
         unknown = set(faults) - set(FAULTS)
         if unknown:
@@ -84,6 +116,7 @@ class LoopbackServer:
         self.hang_seconds = hang_seconds
         self.max_lifetime = max_lifetime
         self.fail_first = fail_first  # the first N requests fail (deterministic fault tests)
+        self.send_usage = True
         self.api_key = api_key  # when set, other keys get a 401 that echoes them, as real APIs do
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -93,6 +126,11 @@ class LoopbackServer:
         self.fault_counts: Counter[str] = Counter()
         self.served_keys: Counter[str] = Counter()  # request_key -> times served successfully
         self.bodies: list[dict[str, Any]] = []  # every completion request body, in arrival order
+        # rate limits and the Batch API (tests/openai_batches.py)
+        limits = limits or RateLimits()
+        self.limiter = TokenLimiter(limits.tpm, limits.rpm, limits.burst_s) if limits.tpm or limits.rpm else None
+        b = batches or BatchOptions()
+        self.batch_api = BatchAPI(self._batch_answer, latency=b.latency, fail=b.fail, expire_after=b.expire_after)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
@@ -121,8 +159,14 @@ class LoopbackServer:
                 if self.path.rstrip("/") == "/_stats":  # counters, for a server run in another process
                     with server._lock:
                         stats = {"requests": server.requests, "served": server.served,
-                                 "faults": dict(server.fault_counts)}
+                                 "faults": dict(server.fault_counts),
+                                 "rate_limited": server.limiter.limited if server.limiter else 0,
+                                 "tokens_charged": server.limiter.charged if server.limiter else 0,
+                                 "batches_created": server.batch_api.created,
+                                 "batch_lines_answered": server.batch_api.lines_answered}
                     server._send_json(self, 200, stats)
+                elif "/files" in self.path or "/batches" in self.path:
+                    server._batch_route(self, "GET", b"")
                 elif self.path.rstrip("/").endswith("/models"):
                     server._send_json(self, 200, {"object": "list", "data": [
                         {"id": "loopback-judge", "object": "model", "created": 0, "owned_by": "tests"}]})
@@ -187,12 +231,42 @@ class LoopbackServer:
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout); nothing to answer
 
+    def _batch_route(self, h: BaseHTTPRequestHandler, method: str, raw: bytes) -> None:
+        status, payload, kind = self.batch_api.handle(method, h.path, h.headers, raw)
+        if kind == "json":
+            self._send_json(h, status, payload)
+            return
+        try:
+            h.send_response(status)
+            h.send_header("Content-Type", "application/octet-stream")
+            h.send_header("Content-Length", str(len(payload)))
+            h.end_headers()
+            h.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _batch_answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """One batch line's answer: a chat completion, counted like a served live request."""
+        payload = self._completion(body, self.reply(body), chat=True)
+        with self._lock:
+            self.served_keys[request_key(body)] += 1
+        return 200, payload
+
+    def _charge(self, body: dict[str, Any]) -> tuple[bool, dict[str, str]]:
+        """Admit a request under the per-minute limits: prompt tokens + max_tokens, charged on arrival."""
+        if self.limiter is None:
+            return True, {}
+        return self.limiter.admit(prompt_token_count(body) + int(body.get("max_tokens") or 16))
+
     def _handle_post(self, h: BaseHTTPRequestHandler) -> None:
         # The latency is time to answer: counted from when the request was read, so the server's
         # own parsing and reply building do not add to it (as with a real endpoint's latency).
         deadline = time.monotonic() + self.latency
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length) if length else b""
+        if "/files" in h.path or "/batches" in h.path:
+            self._batch_route(h, "POST", raw)
+            return
         try:
             body = json.loads(raw or b"{}")
         except json.JSONDecodeError:
@@ -210,6 +284,14 @@ class LoopbackServer:
                 self._send_json(h, 401, {"error": {"message": f"Incorrect API key provided: {got}.",
                                                    "type": "invalid_request_error"}})
                 return
+        admitted, limit_headers = self._charge(body)
+        if not admitted:
+            with self._lock:
+                self.requests += 1
+            self._send_json(h, 429, {"error": {"message": "Rate limit reached for tokens per min (TPM).",
+                                               "type": "tokens", "code": "rate_limit_exceeded"}},
+                            headers=limit_headers)
+            return
         fault = self._pick_fault()
         with self._lock:
             self.bodies.append(body)
@@ -229,7 +311,18 @@ class LoopbackServer:
             h.close_connection = True
             return
         text = GARBAGE_TEXT if fault == "garbage" else self.reply(body)
-        prompt_tokens = len(json.dumps(body.get("messages") or body.get("prompt") or "").split())
+        payload = self._completion(body, text, chat)
+        if fault == "truncate":
+            self._send_json(h, 200, payload, truncate=True)
+            return
+        with self._lock:  # "garbage" is a well-formed 200 too: from the wire it is a served answer
+            self.served += 1
+            self.served_keys[request_key(body)] += 1
+        self._send_json(h, 200, payload, headers=limit_headers)
+
+    def _completion(self, body: dict[str, Any], text: str, chat: bool) -> dict[str, Any]:
+        """A chat or text completion body answering `body` with `text`, usage included."""
+        prompt_tokens = prompt_token_count(body)
         completion_tokens = max(1, len(text.split()))
         if chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text},
@@ -244,13 +337,9 @@ class LoopbackServer:
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         }
-        if fault == "truncate":
-            self._send_json(h, 200, payload, truncate=True)
-            return
-        with self._lock:  # "garbage" is a well-formed 200 too: from the wire it is a served answer
-            self.served += 1
-            self.served_keys[request_key(body)] += 1
-        self._send_json(h, 200, payload)
+        if not self.send_usage:  # some servers (older llama.cpp, proxies) send none
+            del payload["usage"]
+        return payload
 
 
 def main() -> None:
@@ -264,13 +353,17 @@ def main() -> None:
     ap.add_argument("--reply", choices=["echo", "pairwise"], default="echo",
                     help="echo the prompt, or score pairwise prompts like tests.judge_helpers.quality_judge")
     ap.add_argument("--max-lifetime", type=float, default=900.0)
+    ap.add_argument("--tpm", type=float, default=None, help="tokens-per-minute limit (429 + x-ratelimit-* headers)")
+    ap.add_argument("--burst-s", type=float, default=60.0, help="seconds of --tpm the bucket holds when full")
+    ap.add_argument("--batch-latency", type=float, default=0.0, help="seconds until a batch completes")
     args = ap.parse_args()
     reply = None
     if args.reply == "pairwise":
         from tests.judge_helpers import quality_judge
 
         reply = quality_judge
-    srv = LoopbackServer(reply, latency=args.latency, fault_rate=args.fault_rate, max_lifetime=args.max_lifetime)
+    srv = LoopbackServer(reply, latency=args.latency, fault_rate=args.fault_rate, max_lifetime=args.max_lifetime,
+                         limits=RateLimits(tpm=args.tpm, burst_s=args.burst_s), batches=BatchOptions(latency=args.batch_latency))
     srv.start()
     print(srv.base_url, flush=True)
     try:

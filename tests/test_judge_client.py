@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from harness_ext.core.errors import ConfigError
+from harness_ext.core.records import ChatClient, ChatRequest, Turn
 from harness_ext.llm.cache import ChatCache, request_key
 from harness_ext.llm.client import RetryPolicy, make_client
-from harness_ext.core.records import ChatClient, ChatRequest, Turn
 from tests.conftest import ROOT, cli_env
 from tests.openai_server import LoopbackServer, last_user_text
 
@@ -93,7 +93,8 @@ def test_failures_are_errors_not_cached_and_key_is_redacted(tmp_path, caplog):
         client = _client(srv2, tmp_path / "c")
         assert all(r.ok for r in client.complete_many(_requests(3))) and srv2.requests == 3
     assert "sk-test-secret-0000" not in repr(client)
-    assert "sk-test-secret-0000" not in (tmp_path / "c" / "chat_completions.jsonl").read_text()
+    for f in (tmp_path / "c").iterdir():  # the database, its WAL and shared-memory files
+        assert b"sk-test-secret-0000" not in f.read_bytes()
     assert "sk-test-secret-0000" not in caplog.text
 
 
@@ -146,15 +147,20 @@ def test_out_of_range_client_settings_are_config_errors(tmp_path, kw, match):
         make_client("m", base_url="http://127.0.0.1:9/v1", api_key="k", cache_dir=tmp_path, **kw)
 
 
-def test_torn_cache_tail_is_skipped_and_isolated(tmp_path):
+def test_legacy_jsonl_cache_is_imported_once_torn_tail_skipped(tmp_path):
+    """A cache written by earlier versions (chat_completions.jsonl) is read: nothing in it is asked again."""
+    reqs = _requests(5)
+    legacy = tmp_path / "c" / "chat_completions.jsonl"
+    legacy.parent.mkdir()
+    lines = [json.dumps({"key": request_key(r), "model": r.model, "text": f"old {i}", "prompt_tokens": 3,
+                         "completion_tokens": 2, "finish_reason": "stop"}) for i, r in enumerate(reqs[:3])]
+    legacy.write_text("\n".join(lines) + "\n" + '{"key": "abc", "te')  # a writer killed mid-line
     with LoopbackServer() as srv:
-        _client(srv, tmp_path / "c").complete_many(_requests(3))
-        log = tmp_path / "c" / "chat_completions.jsonl"
-        log.write_bytes(log.read_bytes() + b'{"key": "abc", "te')  # a writer killed mid-line
-        out = _client(srv, tmp_path / "c").complete_many(_requests(5))
-        assert srv.requests == 5 and all(r.ok for r in out)
-        cache = ChatCache(tmp_path / "c")
-        assert len(cache) == 5 and cache.skipped_lines == 1
+        out = _client(srv, tmp_path / "c").complete_many(reqs)
+        assert srv.requests == 2 and [r.text for r in out[:3]] == ["old 0", "old 1", "old 2"]
+        assert out[0].prompt_tokens == 3 and all(r.ok for r in out)
+    cache = ChatCache(tmp_path / "c")
+    assert len(cache) == 5 and cache.skipped_lines == 0  # imported once: the torn tail is not re-read
 
 
 _WORKER = textwrap.dedent("""
@@ -192,8 +198,7 @@ def test_sigkill_then_rerun_loses_nothing_and_repeats_nothing(tmp_path):
         resent = {key_of[last_user_text(b)] for b in srv.bodies[before:]}
         assert not resent & done  # nothing completed before the kill was asked again
         assert resent | done == set(key_of.values())  # and everything else was
-    assert all(json.loads(line)["text"] for line in (cache / "chat_completions.jsonl").read_text().splitlines()
-               if line.startswith("{") and line.endswith("}"))
+    assert len(ChatCache(cache)) == n
 
 
 def test_tokens_per_minute_limit_spaces_requests(tmp_path):
@@ -212,3 +217,114 @@ def test_unserialisable_request_fails_alone(tmp_path):
     with LoopbackServer() as srv:
         out = _client(srv, tmp_path / "c").complete_many([good[0], bad, good[1]])
     assert out[0].ok and out[2].ok and not out[1].ok and "unexpected" in out[1].error
+
+
+# ---------------------------------------------------------------- exactly once across processes
+
+_SHARED_WORKER = textwrap.dedent("""
+    import sys, time
+    from harness_ext.llm.client import make_client
+    from harness_ext.core.records import ChatRequest, Turn
+    url, cache, n, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    reqs = [ChatRequest("judge-m", (Turn("user", f"item {i}"),)) for i in range(n)]
+    if sys.argv[5] == "reverse":
+        reqs.reverse()
+    client = make_client(base_url=url, api_key="k", cache_dir=cache, concurrency=8)
+    time.sleep(max(0.0, start - time.time()))  # all processes start asking at the same moment
+    out = client.complete_many(reqs)
+    print(sum(r.ok and r.text.endswith(r_.messages[0].content) for r, r_ in zip(out, reqs)))
+""")
+
+
+@pytest.mark.parametrize("stagger", [0.0, 0.15])
+def test_four_processes_sharing_a_cache_send_each_request_once(tmp_path, stagger):
+    """4 processes judging the same 120 requests, together or staggered: 120 sent, all 4 get all 120."""
+    n = 120
+    script = tmp_path / "worker.py"
+    script.write_text(_SHARED_WORKER)
+    with LoopbackServer(latency=0.02) as srv:
+        start = time.time() + 2.0  # interpreter start-up and imports happen before this
+        procs = [subprocess.Popen([sys.executable, str(script), srv.base_url, str(tmp_path / "c"), str(n),
+                                   str(start + i * stagger), "reverse" if i % 2 else "forward"],
+                                  env=cli_env(), cwd=ROOT, stdout=subprocess.PIPE, text=True) for i in range(4)]
+        outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+        assert [p.returncode for p in procs] == [0] * 4
+        assert outs == [str(n)] * 4
+        assert srv.requests == n and sorted(srv.served_keys.values()) == [1] * n
+
+
+def test_threads_with_their_own_clients_send_each_request_once(tmp_path):
+    import threading
+
+    reqs = _requests(60)
+    with LoopbackServer(latency=0.01) as srv:
+        clients = [_client(srv, tmp_path / "c", concurrency=4) for _ in range(3)]
+        shared = clients[0]
+        outs: list[list] = [[] for _ in range(4)]
+        # two threads share one client object, two more have their own: 4 callers, one cache
+        threads = [threading.Thread(target=lambda i=i, c=c: outs[i].extend(c.complete_many(reqs)))
+                   for i, c in enumerate([shared, shared, clients[1], clients[2]])]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert all([r.text for r in o] == [f"echo: question {i}" for i in range(60)] for o in outs)
+        assert srv.requests == 60
+
+
+_HOLDER = textwrap.dedent("""
+    import sys
+    from harness_ext.llm.client import make_client
+    from harness_ext.core.records import ChatRequest, Turn
+    reqs = [ChatRequest("judge-m", (Turn("user", f"item {i}"),)) for i in range(3)]
+    make_client(base_url=sys.argv[1], api_key="k", cache_dir=sys.argv[2], timeout=60).complete_many(reqs)
+""")
+
+
+def test_a_killed_holders_claims_are_taken_over(tmp_path):
+    """A process SIGKILLed while its requests are in flight leaves claims; the next caller takes them over
+    (at once on this host, where the holder's pid is visibly gone) instead of waiting forever."""
+    script = tmp_path / "holder.py"
+    script.write_text(_HOLDER)
+    reqs = [ChatRequest("judge-m", (Turn("user", f"item {i}"),)) for i in range(3)]
+    with LoopbackServer(fail_first=3, faults=("hang",), hang_seconds=60) as srv:
+        proc = subprocess.Popen([sys.executable, str(script), srv.base_url, str(tmp_path / "c")],
+                                env=cli_env(), cwd=ROOT)
+        deadline = time.monotonic() + 60
+        while srv.requests < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(ChatCache(tmp_path / "c").holders()) == 3  # claimed and in flight
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        t0 = time.monotonic()
+        out = make_client(base_url=srv.base_url, api_key="k", cache_dir=tmp_path / "c").complete_many(reqs)
+        assert [r.text for r in out] == [f"echo: item {i}" for i in range(3)]
+        assert time.monotonic() - t0 < 5 and srv.requests == 6 and srv.served == 3
+    assert ChatCache(tmp_path / "c").holders() == {}
+
+
+def test_a_claim_of_another_host_is_waited_for_until_it_expires(tmp_path):
+    """A claim whose holder cannot be checked (another host) is honoured until its expiry, then taken over."""
+    import sqlite3
+
+    reqs = _requests(2)
+    cache = ChatCache(tmp_path / "c")
+    db = sqlite3.connect(cache.path)
+    with db:
+        db.execute("INSERT INTO claims VALUES (?,?,?,?,?)",
+                   (request_key(reqs[0]), "elsewhere:1:x", 1, "another-host", time.time() + 1.5))
+    with LoopbackServer() as srv:
+        client = _client(srv, tmp_path / "c")
+        t0 = time.monotonic()
+        out = client.complete_many(reqs)
+        waited = time.monotonic() - t0
+        assert all(r.ok for r in out) and srv.requests == 2
+        assert 1.3 <= waited < 5 and client.stats["waits"] > 0
+
+
+def test_a_failed_request_releases_its_claim_and_is_not_cached(tmp_path):
+    with LoopbackServer(fault_rate=1.0, faults=("500",)) as srv:
+        client = _client(srv, tmp_path / "c", retry=RetryPolicy(max_retries=0))
+        assert not client.complete_many(_requests(2))[0].ok
+    cache = ChatCache(tmp_path / "c")
+    assert len(cache) == 0 and cache.holders() == {}

@@ -261,7 +261,9 @@ def test_cli_sigkill_then_rerun_loses_nothing_and_repeats_nothing(tmp_path):
         proc.wait()
         assert not (tmp_path / "o").exists()  # no half-written output
         served_before = dict(srv.served_keys)
-        done_lines = (cache / "chat_completions.jsonl").read_text().count("\n")
+        from harness_ext.llm.cache import ChatCache
+
+        done_lines = len(ChatCache(cache))
         assert 25 <= done_lines < 120
         r = subprocess.run(args, env=cli_env(), cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr

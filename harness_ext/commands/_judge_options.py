@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness_ext.commands.judge import add_client_options, client_from_args, positive_int
+from harness_ext.commands.judge import add_client_options, client_from_args, positive_int, print_usage
 from harness_ext.core.records import ChatClient
 
 
@@ -23,6 +23,9 @@ def add_client_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--allow-failures", action="store_true",
                    help="publish even if some requests still fail after retries, recording them as "
                    "errors (default: stop, keep progress, rerun to retry only those)")
+
+
+__all__ = ["add_client_args", "build_client", "print_usage"]
 
 
 def build_client(args: argparse.Namespace) -> tuple[ChatClient, str]:

@@ -57,6 +57,24 @@ def add_client_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", default=None, help="answer cache folder (default $HARNESS_EXT_CACHE/judge)")
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the answer cache")
     g.add_argument("--batch-size", type=positive_int, default=8, help="local judge batch size (default 8)")
+    add_spend_options(p)
+
+
+def add_spend_options(p: argparse.ArgumentParser) -> None:
+    """--dry-run, --budget, --batch and --prices (API judges; see docs/judge.md)."""
+    g = p.add_argument_group("cost")
+    g.add_argument("--dry-run", action="store_true",
+                   help="count the requests not cached yet and estimate their tokens and cost; send nothing")
+    g.add_argument("--budget", type=positive_float, default=None, metavar="USD",
+                   help="stop before a request could take this run's spending past USD (nothing is published; "
+                   "a rerun with a larger budget continues from the cache)")
+    g.add_argument("--batch", action="store_true",
+                   help="send through the OpenAI Batch API (half price, results within 24 h; a rerun collects "
+                   "a submitted batch instead of resubmitting)")
+    g.add_argument("--batch-poll", type=positive_float, default=30.0, metavar="SECONDS",
+                   help="seconds between batch status checks (default 30)")
+    g.add_argument("--prices", default=None, metavar="FILE",
+                   help="JSON/YAML price table overriding the bundled one (USD per 1M tokens per model)")
 
 
 def add_api_key_options(g: Any) -> None:
@@ -90,23 +108,41 @@ def client_from_args(args: argparse.Namespace) -> tuple[Any, str]:
     if not getattr(args, "verbose", False):  # one INFO line per HTTP request would bury the progress bar
         for name in ("httpx", "httpx2", "httpcore", "httpcore2"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    if args.local_judge:
-        from harness_ext.llm.local import make_local_client
+    from harness_ext.llm.factory import LocalJudgeOptions, build_client
+    from harness_ext.llm.options import ClientOptions
 
-        client = make_local_client(args.local_judge, batch_size=args.batch_size, cache_dir=args.cache_dir,
-                                   use_cache=not args.no_cache)
-        return client, args.judge_model or os.path.basename(os.path.normpath(args.local_judge))
+    options = ClientOptions(
+        model=args.judge_model, base_url=args.base_url, cache_dir=args.cache_dir, use_cache=not args.no_cache,
+        concurrency=args.concurrency, requests_per_minute=args.rpm, tokens_per_minute=args.tpm,
+        timeout=args.timeout, max_retries=args.max_retries, progress=True, stage=command_stage(args),
+        prices=args.prices, budget_usd=args.budget, dry_run=args.dry_run, batch=args.batch,
+        batch_poll_seconds=args.batch_poll)
+    if args.local_judge:
+        local = LocalJudgeOptions(args.local_judge, batch_size=args.batch_size, cache_dir=args.cache_dir,
+                                  use_cache=not args.no_cache)
+        return (build_client(options, local),
+                args.judge_model or os.path.basename(os.path.normpath(args.local_judge)))
     if not args.judge_model:
         raise ConfigError("--judge-model is required with an API judge.",
                           hint="pass --judge-model NAME (as served by the endpoint), or --local-judge PATH.")
-    api_key = api_key_from_args(args)
-    from harness_ext.llm.client import make_client
+    options.api_key = api_key_from_args(args)
+    return build_client(options), args.judge_model
 
-    client = make_client(args.judge_model, base_url=args.base_url, api_key=api_key, cache_dir=args.cache_dir,
-                         concurrency=args.concurrency, requests_per_minute=args.rpm, tokens_per_minute=args.tpm,
-                         timeout=args.timeout, max_retries=args.max_retries, use_cache=not args.no_cache,
-                         progress=True)
-    return client, args.judge_model
+
+def print_usage(client: Any) -> None:
+    """The run's tokens and cost on one line (API judges; a local judge keeps no ledger)."""
+    from harness_ext.llm.ledger import usage_line
+
+    line = usage_line(client)
+    if line:
+        print(line)
+
+
+def command_stage(args: argparse.Namespace) -> str:
+    """The ledger's stage name for a command: 'judge pairwise', 'mt-bench judge', 'score', 'refine'."""
+    sub = next((getattr(args, a) for a in ("judge_command", "mt_bench_command", "mt_command")
+                if isinstance(getattr(args, a, None), str)), None)
+    return " ".join(x for x in (getattr(args, "command", None) or "judge", sub) if x)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

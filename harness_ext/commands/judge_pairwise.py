@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from harness_ext.commands.judge import add_client_options, client_from_args
+from harness_ext.commands.judge import add_client_options, client_from_args, print_usage
 
 HELP = "head-to-head A vs B, both answer orders, win/tie/loss with bootstrap CIs"
 EPILOG = """\
@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     stats = dict(getattr(client, "stats", {}))
     if stats:
         print("client: " + json.dumps(stats, sort_keys=True))
+    print_usage(client)
     import sys
 
     errors = summary.judgments.request_errors

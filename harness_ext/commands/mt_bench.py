@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from harness_ext.core.artifacts import to_json
-from harness_ext.commands._judge_options import add_client_args, build_client
+from harness_ext.commands._judge_options import add_client_args, build_client, print_usage
 
 HELP = "MT-Bench: judge answers with FastChat's prompts (single or pairwise-baseline) and show results"
 DESCRIPTION = """\
@@ -69,6 +69,7 @@ def _judge(args: argparse.Namespace) -> int:
     print(render(report["summary"]))
     print(f"\n{report['matches']} matches ({report['reused']} reused, {report['requested']} judged now, "
           f"{len(report['request_failures'])} failed); wrote {report['judgment_file']}")
+    print_usage(client)
     return 0
 
 

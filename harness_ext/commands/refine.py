@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from harness_ext.core.artifacts import to_json
-from harness_ext.commands._judge_options import add_client_args, build_client
+from harness_ext.commands._judge_options import add_client_args, build_client, print_usage
 
 HELP = "rewrite each selected answer with an LLM that first critiques it (introspection refinement)"
 DESCRIPTION = """\
@@ -45,4 +45,5 @@ def run(args: argparse.Namespace) -> int:
     keys = ("examples", "refined", "kept", "kept_by_reason", "request_failures", "length_before", "length_after")
     print(to_json({k: report[k] for k in keys}, indent=2))
     print(f"wrote {args.out}/refined.jsonl")
+    print_usage(client)
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from harness_ext.core.artifacts import to_json
-from harness_ext.commands._judge_options import add_client_args, build_client
+from harness_ext.commands._judge_options import add_client_args, build_client, print_usage
 
 HELP = "score each example 1-5 with an LLM judge (AlpaGasus-style) for score-threshold selection"
 DESCRIPTION = """\
@@ -45,4 +45,5 @@ def run(args: argparse.Namespace) -> int:
     keys = ("examples", "scored", "parse_failures", "request_failures", "mean_score", "histogram")
     print(to_json({k: report[k] for k in keys}, indent=2))
     print(f"wrote {args.out}/scored.jsonl")
+    print_usage(client)
     return 0

@@ -271,10 +271,11 @@ class PairwiseSummary:
     inputs: dict[str, Any] = field(default_factory=dict)
     judge: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)  # tokens and cost of the run (llm/ledger.py)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for key in ("inputs", "judge", "provenance"):
+        for key in ("inputs", "judge", "provenance", "usage"):
             if not d[key]:
                 d.pop(key)
         return d

@@ -44,6 +44,7 @@ from harness_ext.judge.mt_bench_files import (
     load_references,
 )
 from harness_ext.judge.mt_bench_show import summarize
+from harness_ext.llm.ledger import usage_block
 from harness_ext.judge.verdicts import parse_choice, parse_rating
 from harness_ext.llm.jobs import Job, client_stats, run_jobs
 
@@ -279,6 +280,7 @@ def judge_mt_bench(*, question_file: str | Path, answer_dir: str | Path, judge_p
         "baseline_model": opts.baseline_model, "models": inp.models, "questions": len(inp.questions),
         "matches": len(jobs), "reused": outcome.reused, "requested": outcome.new,
         "client_stats": client_stats(client),
+        "usage": usage_block(client),
         "request_failures": [{"key": k, "error": e} for k, e in outcome.failed],
         "judgment_file": str(final),
         "summary": summarize(records, baseline_model=opts.baseline_model),

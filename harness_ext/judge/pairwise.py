@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from harness_ext.llm.ledger import usage_block
 from harness_ext.core.artifacts import (
     atomic_write_json,
     atomic_write_jsonl,
@@ -239,6 +240,7 @@ def judge_pairwise(a_path: str | Path, b_path: str | Path, out: Path, client: Ch
     summary.judge = {"model": judge_model, "template": tpl.name, "template_path": tpl.path,
                      "prompt_sha256": tpl.sha256, "params": dict(params)}
     summary.provenance = provenance(stage="judge pairwise", rule=opts.rule, seed=opts.seed)
+    summary.usage = usage_block(client)  # tokens and cost of this run (llm/ledger.py)
     with staged_dir(out) as tmp:
         atomic_write_jsonl(tmp / "judgments.jsonl", [j.to_dict() for j in judgments])
         atomic_write_jsonl(tmp / "items.jsonl", items)

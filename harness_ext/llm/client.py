@@ -11,8 +11,12 @@ TGI, the loopback test server). One `complete_many` call answers a batch in inpu
   are retried with exponential backoff and full jitter; other 4xx errors are not (retrying a bad
   request or a wrong key only burns quota);
 * a request that still fails becomes `ChatResult(error=...)`: never raised, never cached;
-* each answer is appended to the cache the moment it arrives, so a SIGKILLed run loses at most
-  the requests in flight.
+* each answer is committed to the cache the moment it arrives, so a SIGKILLed run loses at most
+  the requests in flight; processes and threads sharing a cache claim each request before sending
+  it, so each distinct request is sent once (llm/cache.py);
+* requests pace themselves to the endpoint's x-ratelimit-* headers (llm/pacing.py);
+* every answer's tokens and cost go to a ledger (llm/ledger.py); `ClientOptions` (llm/options.py)
+  adds a dry run, a budget (llm/spend.py) and the Batch API (llm/batch.py).
 
 The API key is held privately and scrubbed from every error message; reprs never show it.
 """
@@ -20,6 +24,7 @@ The API key is held privately and scrubbed from every error message; reprs never
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
@@ -27,14 +32,19 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from harness_ext.core.errors import ConfigError, require
-from harness_ext.llm.cache import ChatCache, request_key
 from harness_ext.core.paths import cache_dir
 from harness_ext.core.records import ChatRequest, ChatResult
 from harness_ext.core.secrets import register, scrub
+from harness_ext.llm.cache import ChatCache, new_holder, request_key
+from harness_ext.llm.ledger import Ledger, check_priced, load_prices, max_completion_tokens, prompt_tokens
+from harness_ext.llm.options import ClientOptions
+from harness_ext.llm.pacing import HeaderPacer
+from harness_ext.llm.spend import Budget, BudgetExceeded, DryRunFinished, Estimate, format_estimates
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +155,10 @@ class RetryPolicy:
 
 
 class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.status = status
 
 
 class _Fatal(Exception):
@@ -155,45 +166,38 @@ class _Fatal(Exception):
 
 
 class OpenAIChatClient:
-    """A records.ChatClient over the openai SDK's AsyncOpenAI, with cache, limiter and retries."""
+    """A records.ChatClient over the openai SDK's AsyncOpenAI, with cache, limiter, pacing, retries,
+    a cost ledger, and the dry-run, budget and Batch API modes of `ClientOptions`."""
 
-    def __init__(
-        self,
-        model: str | None = None,
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        cache_dir: str | Path | None = None,
-        use_cache: bool = True,
-        concurrency: int = 32,
-        requests_per_minute: float | None = None,
-        tokens_per_minute: float | None = None,
-        timeout: float = 120.0,
-        retry: RetryPolicy | None = None,
-        seed: int | None = None,
-        progress: bool = False,
-    ) -> None:
-        if concurrency < 1:
-            raise ConfigError(f"concurrency must be >= 1, got {concurrency}.", hint="use e.g. --concurrency 32")
-        if not timeout > 0:  # 0 or less times out every request; nan compares false
-            raise ConfigError(f"timeout must be > 0 seconds, got {timeout}.", hint="use e.g. --timeout 120")
-        for name, limit in (("requests_per_minute", requests_per_minute), ("tokens_per_minute", tokens_per_minute)):
-            if limit is not None and not limit > 0:
-                raise ConfigError(f"{name} must be > 0 (or unset for no limit), got {limit}.",
-                                  hint="use e.g. --rpm 500, or leave the limit out")
-        self.model = model
-        self.base_url = resolve_base_url(base_url)
-        self.__api_key = resolve_api_key(api_key, self.base_url)
-        self.concurrency = concurrency
-        self.requests_per_minute = requests_per_minute
-        self.tokens_per_minute = tokens_per_minute
-        self.timeout = timeout
-        self.retry = retry or RetryPolicy()
-        self.progress = progress
-        self.cache = ChatCache(Path(cache_dir) if cache_dir else _default_cache()) if use_cache else None
-        self.stats: Counter[str] = Counter()  # sent, retries, cache_hits, failures, deduplicated
+    def __init__(self, options: ClientOptions | None = None, *, retry: RetryPolicy | None = None,
+                 seed: int | None = None) -> None:
+        o = self.options = options or ClientOptions()
+        self.model = o.model
+        self.base_url = resolve_base_url(o.base_url)
+        self.__api_key = resolve_api_key(o.api_key, self.base_url)
+        self.concurrency = o.concurrency
+        self.requests_per_minute = o.requests_per_minute
+        self.tokens_per_minute = o.tokens_per_minute
+        self.timeout = o.timeout
+        self.retry = retry or RetryPolicy(max_retries=o.max_retries)
+        self.progress = o.progress
+        self.cache = ChatCache(Path(o.cache_dir) if o.cache_dir else _default_cache()) if o.use_cache else None
+        self.stats: Counter[str] = Counter()  # sent, retries, cache_hits, failures, deduplicated, shared, waits
+        self.ledger = Ledger(load_prices(o.prices))
+        self.estimates: dict[str, Estimate] = {}  # dry run: by model
+        self.budget: Budget | None = None
+        if o.budget_usd is not None:
+            if o.model:
+                check_priced(self.ledger.prices, o.model, "--budget")
+            self.budget = Budget(o.budget_usd, self.ledger.spent)
+        self.pacer = HeaderPacer() if o.pace_to_headers else None
+        self._over_budget: set[str] = set()  # batch mode: keys the budget kept out of a batch
         self._rng = random.Random(seed)
         self._limiter: RateLimiter | None = None
+
+    @property
+    def dry_run(self) -> bool:
+        return self.options.dry_run
 
     def __repr__(self) -> str:
         return (f"OpenAIChatClient(model={self.model!r}, base_url={self.base_url!r}, "
@@ -226,24 +230,77 @@ class OpenAIChatClient:
         return self.complete_many([request])[0]
 
     async def acomplete_many(self, requests: list[ChatRequest]) -> list[ChatResult]:
-        """Async version of `complete_many`."""
+        """Async version of `complete_many`. Raises DryRunFinished in a dry run, BudgetExceeded at the budget."""
         requests = [self._with_model(r) for r in requests]
         keys = [request_key(r) for r in requests]
         results: dict[str, ChatResult] = {}
         todo: dict[str, ChatRequest] = {}
         for key, req in zip(keys, requests, strict=True):
-            if key in results or key in todo:
+            if key in todo:
                 self.stats["deduplicated"] += 1
-                continue
-            hit = self.cache.get(key) if self.cache is not None else None
-            if hit is not None:
-                self.stats["cache_hits"] += 1
-                results[key] = hit
             else:
                 todo[key] = req
+        if self.cache is not None:
+            hits = self.cache.get_many(todo)
+            self.stats["cache_hits"] += len(hits)
+            for key, res in hits.items():
+                self.ledger.record(self.options.stage, todo[key], "cache", res.prompt_tokens,
+                                   res.completion_tokens, res.text)
+            results.update(hits)
+            todo = {k: r for k, r in todo.items() if k not in hits}
+        if self.dry_run:
+            self._estimate(requests, todo)
+        if self.budget is not None:
+            for req in todo.values():
+                check_priced(self.ledger.prices, req.model, "--budget")
         if todo:
-            await self._run(todo, results)
+            await (self._run(todo, results, None) if self.cache is None else self._run_claimed(todo, results))
+        if self.budget is not None and self.budget.skipped:
+            paid = sum(ln.requests for ln in self.ledger.lines.values() if ln.source != "cache")
+            raise BudgetExceeded(self.budget.limit, self.ledger.spent(), paid, self.budget.skipped)
         return [_copy(results[k]) for k in keys]
+
+    def _estimate(self, requests: list[ChatRequest], todo: dict[str, ChatRequest]) -> None:
+        """Count and price the uncached requests, then end the command (a dry run sends nothing)."""
+        for req in {request_key(r): r for r in requests}.values():
+            est = self.estimates.setdefault(req.model, Estimate(self.options.stage, req.model, batch=self.options.batch))
+            est.requests += 1
+        expected = {m: self.cache.mean_completion_tokens(m) if self.cache is not None else None
+                    for m in {r.model for r in todo.values()}}
+        for req in todo.values():
+            self.estimates[req.model].add(req, expected[req.model], self.ledger.prices)
+        for est in self.estimates.values():
+            est.cached = est.requests - sum(1 for r in todo.values() if r.model == est.model)
+        found = list(self.estimates.values())
+        raise DryRunFinished(format_estimates(found, self.ledger.prices), found)
+
+    async def _run_claimed(self, todo: dict[str, ChatRequest], results: dict[str, ChatResult]) -> None:
+        """Send each request this call claims in the shared cache; wait for the ones another process
+        or thread is asking, reusing its answer, and claim them if it gives up or dies."""
+        assert self.cache is not None
+        holder = new_holder()
+        pause = 0.02
+        while todo:
+            claimed, found = self.cache.claim(todo, holder)
+            self.stats["shared"] += len(found)  # answered by another process while we looked
+            for key, res in found.items():
+                self.ledger.record(self.options.stage, todo[key], "cache", res.prompt_tokens,
+                                   res.completion_tokens, res.text)
+                results[key] = res
+                del todo[key]
+            mine = {k: todo.pop(k) for k in claimed}
+            if mine and self.options.batch:
+                from harness_ext.llm.batch import run_batch
+
+                await run_batch(self, self._sdk(), mine, results, holder)
+            elif mine:
+                await self._run(mine, results, holder)
+            if mine:
+                pause = 0.02
+            elif todo:
+                self.stats["waits"] += 1
+                await asyncio.sleep(pause)
+                pause = min(0.5, pause * 1.5)
 
     # ------------------------------------------------------------ internals
 
@@ -255,10 +312,24 @@ class OpenAIChatClient:
                               hint="pass model= to make_client or set ChatRequest.model.")
         return ChatRequest(self.model, r.messages, r.params)
 
-    async def _run(self, todo: dict[str, ChatRequest], results: dict[str, ChatResult]) -> None:
+    def _sdk(self) -> Any:
         openai = require("openai", extra="judge", purpose="the OpenAI-compatible judge client")
-        sdk = openai.AsyncOpenAI(api_key=self.__api_key, base_url=self.base_url, timeout=self.timeout,
-                                 max_retries=0)  # retries are ours: jitter, Retry-After, invalid bodies
+        return openai.AsyncOpenAI(api_key=self.__api_key, base_url=self.base_url, timeout=self.timeout,
+                                  max_retries=0)  # retries are ours: jitter, Retry-After, invalid bodies
+
+    def _store(self, key: str, req: ChatRequest, res: ChatResult, holder: str | None, source: str) -> None:
+        """Record a fresh answer (or failure) in the ledger and the cache (which drops its claim)."""
+        if res.ok:
+            self.ledger.record(self.options.stage, req, source, res.prompt_tokens, res.completion_tokens, res.text)
+        if self.cache is not None and holder is not None:
+            if res.ok:
+                self.cache.put(key, req.model, res, source=source)
+            else:
+                self.cache.release([key], holder)  # a waiter elsewhere may try it
+
+    async def _run(self, todo: dict[str, ChatRequest], results: dict[str, ChatResult], holder: str | None) -> None:
+        openai = require("openai", extra="judge", purpose="the OpenAI-compatible judge client")
+        sdk = self._sdk()
         sem = asyncio.Semaphore(self.concurrency)
         # The buckets outlive this call, so a caller sending many small batches (checkpointed
         # stages) still stays under the limits; only the lock is per event loop.
@@ -275,21 +346,45 @@ class OpenAIChatClient:
 
         async def one(key: str, req: ChatRequest) -> None:
             async with sem:
-                res = await self._with_retries(sdk, openai, limiter, req)
-            if res.ok and self.cache is not None:
-                self.cache.put(key, req.model, res)
+                res = await self._budgeted(sdk, openai, limiter, req)
+            self._store(key, req, res, holder, "live")
             results[key] = res
             if bar is not None:
                 bar.update(1)
 
+        heartbeat = asyncio.ensure_future(self._heartbeat(list(todo), holder)) if holder else None
         try:
             await asyncio.gather(*(one(k, r) for k, r in todo.items()))
         finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
+            if self.cache is not None and holder is not None:
+                self.cache.release([k for k in todo if k not in results], holder)  # cancelled: let others go
             if bar is not None:
                 bar.close()
             if self.cache is not None:
                 self.cache.flush()
             await sdk.close()
+
+    async def _budgeted(self, sdk: Any, openai: Any, limiter: RateLimiter, req: ChatRequest) -> ChatResult:
+        """Send `req` unless its worst-case cost could take the run past the budget."""
+        if self.budget is None:
+            return await self._with_retries(sdk, openai, limiter, req)
+        price = check_priced(self.ledger.prices, req.model, "--budget")
+        worst = price.cost(prompt_tokens(req), max_completion_tokens(req))
+        if not self.budget.reserve(worst):
+            return ChatResult(text=None, error="not sent: it could exceed --budget")
+        try:
+            return await self._with_retries(sdk, openai, limiter, req)
+        finally:
+            self.budget.settle(worst)  # the ledger now holds what was actually paid
+
+    async def _heartbeat(self, keys: list[str], holder: str) -> None:
+        """Renew this call's claims every third of their lifetime while its requests are in flight."""
+        assert self.cache is not None
+        while True:
+            await asyncio.sleep(self.cache.claim_ttl / 3)
+            self.cache.renew(keys, holder)
 
     async def _with_retries(self, sdk: Any, openai: Any, limiter: RateLimiter, req: ChatRequest) -> ChatResult:
         params = req.params_dict()
@@ -297,11 +392,14 @@ class OpenAIChatClient:
         last = ""
         for attempt in range(self.retry.max_retries + 1):
             await limiter.acquire(est_tokens)
+            ticket = await self.pacer.acquire(est_tokens) if self.pacer is not None else None
             self.stats["sent"] += 1
             try:
-                return await self._once(sdk, openai, req, params)
+                return await self._once(sdk, openai, req, params, ticket)
             except _Retryable as exc:
                 last = str(exc)
+                if exc.status == 429:
+                    self.stats["http_429"] += 1
                 if attempt == self.retry.max_retries:
                     break
                 self.stats["retries"] += 1
@@ -316,28 +414,38 @@ class OpenAIChatClient:
                 log.debug("unexpected error for one request", exc_info=True)
                 return ChatResult(text=None, error=redact(f"unexpected {type(exc).__name__}: {exc}"[:500],
                                                           self.__api_key))
+            finally:
+                if ticket is not None:
+                    ticket.release()
         self.stats["failures"] += 1
         n = self.retry.max_retries + 1
         return ChatResult(text=None, error=f"gave up after {n} attempt{'s' if n > 1 else ''}: {last}")
 
-    async def _once(self, sdk: Any, openai: Any, req: ChatRequest, params: dict[str, Any]) -> ChatResult:
+    async def _once(self, sdk: Any, openai: Any, req: ChatRequest, params: dict[str, Any], ticket: Any) -> ChatResult:
         body = {**params, "model": req.model,
                 "messages": [{"role": t.role, "content": t.content} for t in req.messages]}
         try:
-            # The SDK's generic POST: its auth, timeouts and typed errors, without the per-call
-            # TypedDict transform and pydantic model building of chat.completions.create, which
-            # cost ~30% of the client's CPU per request (benchmarks/bench_judge.py). Parameters
-            # the SDK does not know (vLLM's min_tokens, top_k) travel in the same body.
-            resp = await sdk.post("/chat/completions", body=body, cast_to=dict)
+            # The SDK's generic POST, cast to its raw HTTP response: its auth, timeouts and typed
+            # errors, without the per-call TypedDict transform and pydantic model building of
+            # chat.completions.create (~30% of the client's CPU per request, benchmarks/bench_judge.py),
+            # and with the response headers the pacer reads. Parameters the SDK does not know
+            # (vLLM's min_tokens, top_k) travel in the same body.
+            raw = await sdk.post("/chat/completions", body=body, cast_to=_raw_response_type())
         except openai.APIStatusError as exc:
             status = exc.status_code
+            if ticket is not None and exc.response is not None:
+                ticket.observe(exc.response.headers)
             msg = redact(f"HTTP {status}: {exc.message}", self.__api_key)
             if status in RETRY_STATUS or status >= 500:
-                raise _Retryable(msg, _retry_after(exc.response)) from None
+                raise _Retryable(msg, _retry_after(exc.response), status) from None
             raise _Fatal(msg) from None
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
             raise _Retryable(redact(f"{type(exc).__name__}: {exc}", self.__api_key)) from None
-        except (openai.APIResponseValidationError, ValueError) as exc:  # truncated / non-JSON body
+        if ticket is not None:
+            ticket.observe(raw.headers)
+        try:
+            resp = json.loads(raw.content)
+        except ValueError as exc:  # truncated / non-JSON body
             raise _Retryable(redact(f"invalid response body: {type(exc).__name__}: {exc}"[:300],
                                     self.__api_key)) from None
         return _parse_completion(resp)
@@ -377,23 +485,19 @@ def _default_cache() -> Path:
     return cache_dir() / "judge"
 
 
-def make_client(
-    model: str | None = None,
-    base_url: str | None = None,
-    api_key: str | None = None,
-    cache_dir: str | Path | None = None,
-    concurrency: int = 32,
-    requests_per_minute: float | None = None,
-    tokens_per_minute: float | None = None,
-    timeout: float = 120.0,
-    max_retries: int = 8,
-    use_cache: bool = True,
-    progress: bool = False,
-) -> OpenAIChatClient:
-    """An OpenAI-compatible ChatClient; see OpenAIChatClient. Cache defaults to <cache_dir()>/judge."""
-    return OpenAIChatClient(
-        model, base_url=base_url, api_key=api_key, cache_dir=cache_dir, use_cache=use_cache,
-        concurrency=concurrency, requests_per_minute=requests_per_minute,
-        tokens_per_minute=tokens_per_minute, timeout=timeout, retry=RetryPolicy(max_retries=max_retries),
-        progress=progress,
-    )
+def make_client(model: str | None = None, **options: Any) -> OpenAIChatClient:
+    """An OpenAI-compatible ChatClient; `options` are `ClientOptions` fields (cache defaults to <cache_dir()>/judge)."""
+    return OpenAIChatClient(ClientOptions(model=model, **options))
+
+
+@lru_cache(maxsize=1)
+def _raw_response_type() -> type:
+    """The HTTP response class the installed openai SDK returns for `cast_to` (httpx's or httpx2's)."""
+    try:
+        from openai._httpx2 import http_response_types  # SDKs built on httpx2
+
+        return http_response_types()[0]
+    except ImportError:
+        import httpx
+
+        return httpx.Response

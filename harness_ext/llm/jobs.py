@@ -94,6 +94,22 @@ def published_records(path: Path) -> dict[str, tuple[list[str], dict[str, Any]]]
     return previous
 
 
+def _not_done(jobs: Sequence[Job], logged: dict[str, dict[str, Any]],
+              previous: dict[str, tuple[list[str], dict[str, Any]]], outcome: Outcome) -> list[Job]:
+    """The jobs to run; those in the progress log or `previous` with the same request hashes go to `outcome`."""
+    pending: list[Job] = []
+    for job in jobs:
+        hashes = job.hashes()
+        entry = logged.get(job.key)
+        if entry is not None and entry.get("request_sha256") == hashes:
+            outcome.records[job.key] = entry["record"]
+        elif job.key in previous and previous[job.key][0] == hashes:
+            outcome.records[job.key] = previous[job.key][1]
+        else:
+            pending.append(job)
+    return pending
+
+
 def run_jobs(
     jobs: Sequence[Job],
     client: ChatClient,
@@ -115,23 +131,15 @@ def run_jobs(
         dup = next(k for k, n in counts.items() if n > 1)
         raise StageError(f"{desc}: duplicate work item '{dup}'.", hint="remove duplicate ids from the input.")
     outcome = Outcome()
-    logged = load_progress(progress)
-    pending: list[Job] = []
-    for job in jobs:
-        hashes = job.hashes()
-        entry = logged.get(job.key)
-        if entry is not None and entry.get("request_sha256") == hashes:
-            outcome.records[job.key] = entry["record"]
-        elif previous and job.key in previous and previous[job.key][0] == hashes:
-            outcome.records[job.key] = previous[job.key][1]
-        else:
-            pending.append(job)
+    pending = _not_done(jobs, load_progress(progress), previous or {}, outcome)
     outcome.reused = len(outcome.records)
     if outcome.reused:
         log.info("%s: %d of %d already done, %d to run", desc, outcome.reused, len(jobs), len(pending))
     if not pending:
         return outcome
 
+    if getattr(client, "dry_run", False):  # all of them in one call: the estimate covers the whole stage
+        client.complete_many([r for job in pending for r in job.requests])  # raises DryRunFinished
     from tqdm import tqdm
 
     AppendLog(progress).close()  # cuts a line torn by a killed run, so appends stay parseable

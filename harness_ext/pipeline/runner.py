@@ -81,18 +81,17 @@ class ExperimentRunner:
         digit-scores mode may read them from next-token probabilities."""
         j = self.cfg.judge
         assert j is not None
-        if j.local:
-            from harness_ext.llm.local import make_local_client
+        from harness_ext.llm.factory import LocalJudgeOptions, build_client
+        from harness_ext.llm.options import ClientOptions
 
+        if j.local:
             path = self._base_model() if j.local == "base" else j.local
             digits = 2 if pairwise and j.local_mode == "digit-scores" else 0
-            client = make_local_client(path, max_new_tokens=j.max_new_tokens, digit_scores=digits)
-            return client, self.judge_name()
-        from harness_ext.llm.client import make_client
-
-        key = os.environ.get(j.api_key_env)
-        return make_client(j.model, base_url=j.base_url, api_key=key, concurrency=j.concurrency,
-                           max_retries=j.max_retries), j.model
+            local = LocalJudgeOptions(path, max_new_tokens=j.max_new_tokens, digit_scores=digits)
+            return build_client(None, local), self.judge_name()
+        options = ClientOptions(model=j.model, base_url=j.base_url, api_key=os.environ.get(j.api_key_env),
+                                concurrency=j.concurrency, max_retries=j.max_retries)
+        return build_client(options), j.model
 
     def judge_name(self) -> str:
         """The judge model's name as recorded in judgments: `judge.model`, else the local model's folder name."""

@@ -30,6 +30,7 @@ from harness_ext.core.artifacts import (
     staged_dir,
 )
 from harness_ext.data.examples_io import read_examples
+from harness_ext.llm.ledger import usage_block
 from harness_ext.llm.jobs import Job, client_stats, published_records, run_jobs
 from harness_ext.llm.templates import PromptTemplate, load_template
 from harness_ext.judge.verdicts import block_problem, extract_block
@@ -142,6 +143,7 @@ def refine_dataset(
         "reused": outcome.reused,
         "requested": outcome.new,
         "client_stats": client_stats(client),
+        "usage": usage_block(client),
         "length_before": _lengths([ex.response for ex in examples]),
         "length_after": _lengths([r["response"] for r in rows]),
         "refined_only": {"before": _lengths([r["original"] for r in refined]),

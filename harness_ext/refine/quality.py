@@ -29,6 +29,7 @@ from harness_ext.core.artifacts import (
     staged_dir,
 )
 from harness_ext.data.examples_io import read_examples
+from harness_ext.llm.ledger import usage_block
 from harness_ext.llm.jobs import Job, client_stats, published_records, run_jobs
 from harness_ext.llm.templates import PromptTemplate, load_template
 from harness_ext.judge.verdicts import parse_rating
@@ -112,6 +113,7 @@ def score_dataset(
         "reused": outcome.reused,
         "requested": outcome.new,
         "client_stats": client_stats(client),
+        "usage": usage_block(client),
         "mean_score": round(statistics.fmean(scores), 4) if scores else None,
         "histogram": {str(k): v for k, v in sorted(Counter(scores).items())},
         f"at_least_{ALPAGASUS_THRESHOLD}": sum(s >= ALPAGASUS_THRESHOLD for s in scores),
