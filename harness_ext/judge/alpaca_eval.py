@@ -29,7 +29,7 @@ from harness_ext.core.artifacts import atomic_write_json, read_json, sha256_file
 from harness_ext.core.errors import DependencyError, InputError, StageError, unknown
 from harness_ext.core.paths import cache_dir, judges_dir
 from harness_ext.judge.scoring import bootstrap_ci, length_controlled_win_rate
-from harness_ext.core.secrets import scrub
+from harness_ext.core.secrets import register_url, scrub
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,7 @@ def run_alpaca_eval(model_outputs: str | Path, reference_outputs: str | Path, ou
     cfg = alpaca_config_dir(config, judge_model=judge_model)
     env = dict(os.environ)
     if base_url:
+        register_url(base_url)
         env["OPENAI_API_BASE"] = base_url
     if api_key:
         env["OPENAI_API_KEY"] = api_key

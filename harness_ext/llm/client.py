@@ -34,7 +34,7 @@ from harness_ext.core.errors import ConfigError, require
 from harness_ext.llm.cache import ChatCache, request_key
 from harness_ext.core.paths import cache_dir
 from harness_ext.core.records import ChatRequest, ChatResult
-from harness_ext.core.secrets import register, scrub
+from harness_ext.core.secrets import register, register_url, scrub
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +78,10 @@ def resolve_api_key(api_key: str | None, base_url: str | None) -> str:
 
 def resolve_base_url(base_url: str | None) -> str | None:
     """The base URL from the argument, else $HARNESS_EXT_JUDGE_BASE_URL / $OPENAI_BASE_URL, else None (OpenAI)."""
-    if base_url:
-        return base_url
-    for name in BASE_URL_ENVS:
-        if os.environ.get(name):
-            return os.environ[name]
+    for url in (base_url, *(os.environ.get(name) for name in BASE_URL_ENVS)):
+        if url:
+            register_url(url)  # credentials in the URL (user:KEY@, ?api-key=) are secrets too
+            return url
     return None
 
 
@@ -257,7 +256,8 @@ class OpenAIChatClient:
 
     async def _run(self, todo: dict[str, ChatRequest], results: dict[str, ChatResult]) -> None:
         openai = require("openai", extra="judge", purpose="the OpenAI-compatible judge client")
-        sdk = openai.AsyncOpenAI(api_key=self.__api_key, base_url=self.base_url, timeout=self.timeout,
+        base_url, query = _split_query(self.base_url)
+        sdk = openai.AsyncOpenAI(api_key=self.__api_key, base_url=base_url, default_query=query, timeout=self.timeout,
                                  max_retries=0)  # retries are ours: jitter, Retry-After, invalid bodies
         sem = asyncio.Semaphore(self.concurrency)
         # The buckets outlive this call, so a caller sending many small batches (checkpointed
@@ -341,6 +341,21 @@ class OpenAIChatClient:
             raise _Retryable(redact(f"invalid response body: {type(exc).__name__}: {exc}"[:300],
                                     self.__api_key)) from None
         return _parse_completion(resp)
+
+
+def _split_query(base_url: str | None) -> tuple[str | None, dict[str, str] | None]:
+    """A base URL's query (`...?api-key=K`, `?api-version=V`) as parameters sent with every request:
+    the SDK appends paths to the URL as a string, which would put them after the query.
+
+    >>> _split_query("http://h/v1?api-version=2024")
+    ('http://h/v1', {'api-version': '2024'})
+    """
+    if not base_url or "?" not in base_url:
+        return base_url, None
+    from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+    parts = urlsplit(base_url)
+    return urlunsplit(parts._replace(query="")), dict(parse_qsl(parts.query, keep_blank_values=True)) or None
 
 
 def _parse_completion(resp: Any) -> ChatResult:
