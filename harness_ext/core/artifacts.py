@@ -8,12 +8,14 @@ parsers reject, is written as null.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
@@ -126,6 +128,7 @@ def staged_dir(out: str | Path) -> Iterator[Path]:
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    mode = _check_writable(out)
     clean_orphans(out)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".partial", dir=out.parent))
@@ -135,10 +138,21 @@ def staged_dir(out: str | Path) -> Iterator[Path]:
         yield tmp
         if out.is_dir():
             _carry_over(out, tmp)
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; publish with a plain mkdir's mode
+        os.chmod(tmp, mode)  # mkdtemp makes 0700 folders; keep OUT's mode, or a plain mkdir's
         _publish(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_writable(out: Path) -> int:
+    """The mode to publish `out` with; an existing `out` that is read-only (no owner write bit, or
+    not writable by us) is refused up front, before any work, with the user's path in the error."""
+    if not out.is_dir():
+        return 0o777 & ~_umask()
+    mode = stat.S_IMODE(out.stat().st_mode)
+    if not mode & stat.S_IWUSR or not os.access(out, os.W_OK):
+        raise PermissionError(errno.EACCES, "Permission denied (the output folder is read-only)", str(out))
+    return mode
 
 
 def _carry_over(old: Path, new: Path) -> None:

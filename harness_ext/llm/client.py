@@ -34,7 +34,7 @@ from harness_ext.core.errors import ConfigError, require
 from harness_ext.llm.cache import ChatCache, request_key
 from harness_ext.core.paths import cache_dir
 from harness_ext.core.records import ChatRequest, ChatResult
-from harness_ext.core.secrets import register, register_url, scrub
+from harness_ext.core.secrets import public_url, register, register_url, scrub
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +336,8 @@ class OpenAIChatClient:
                 raise _Retryable(msg, _retry_after(exc.response)) from None
             raise _Fatal(msg) from None
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
-            raise _Retryable(redact(f"{type(exc).__name__}: {exc}", self.__api_key)) from None
+            where = public_url(self.base_url) or "https://api.openai.com/v1"  # never its credentials
+            raise _Retryable(redact(f"{type(exc).__name__}: {exc} ({where})", self.__api_key)) from None
         except (openai.APIResponseValidationError, ValueError) as exc:  # truncated / non-JSON body
             raise _Retryable(redact(f"invalid response body: {type(exc).__name__}: {exc}"[:300],
                                     self.__api_key)) from None
