@@ -159,3 +159,61 @@ def test_no_canary_in_any_file_or_stream(tmp_path, tiny_model_dir):
     assert {"judgments.jsonl", "refined.jsonl", "refine_log.jsonl", "experiment.json"} <= outputs_written, \
         (ran, sorted(outputs_written))
     assert any("request" in t and "401" in t for _, t in texts), ran
+
+
+ALPACA_CHILD = """
+import json, sys
+from pathlib import Path
+from harness_ext.core.errors import HarnessError
+from harness_ext.judge.alpaca_eval import run_alpaca_eval
+tmp, base_url, api_key = Path(sys.argv[1]), sys.argv[2], sys.argv[3] or None
+rows = [{"instruction": f"Task {i}", "generator": g, "dataset": "helpful_base", "output": o}
+        for i in range(3) for g, o in (("ours", "GOOD answer"), ("reference", "ref"))]
+tmp.mkdir(parents=True, exist_ok=True)
+for g in ("ours", "reference"):
+    (tmp / f"{g}.json").write_text(json.dumps([r for r in rows if r["generator"] == g]))
+try:
+    report = run_alpaca_eval(tmp / "ours.json", tmp / "reference.json", tmp / "out", judge_model="loopback-judge",
+                             base_url=base_url, api_key=api_key, timeout=240)
+    print("win rate", report["models"]["ours"]["win_rate"])
+except HarnessError as exc:
+    print("error:", exc, file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+def test_alpaca_eval_stage_keeps_credentials_out(tmp_path):
+    """The alpaca_eval stage runs alpaca_eval's own CLI (its own OpenAI client, its own caches)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.test_judge_alpaca import _alpaca_judge
+
+    if not shutil.which("alpaca_eval") and not (Path(sys.executable).parent / "alpaca_eval").exists():
+        pytest.skip("alpaca_eval CLI not installed")
+    home = tmp_path / "home"
+    home.mkdir()
+    texts, codes = [], []
+    with LoopbackServer(_alpaca_judge) as srv:
+        host = srv.base_url.removeprefix("http://")
+        runs = [  # (base URL, --api-key, env key, echoed requests): the failing run first, then one that succeeds
+            (f"http://{USER}:{CANARIES['userinfo']}@{host}", CANARIES["flag"], None, 1),
+            (f"http://{USER}:{CANARIES['userinfo']}@{host}", CANARIES["flag"], None, 0),
+            (srv.base_url, "", CANARIES["env"], 1),
+        ]
+        for i, (url, key, env_key, echo) in enumerate(runs):
+            srv.echo_credentials = srv._echoed + echo
+            env = cli_env(HOME=str(home), HARNESS_EXT_CACHE=str(home / ".cache" / f"a{i}"))
+            if env_key:
+                env["OPENAI_API_KEY"] = env_key
+            r = subprocess.run([sys.executable, "-c", ALPACA_CHILD, str(tmp_path / f"a{i}"), url, key],
+                               env=env, capture_output=True, text=True, timeout=300)
+            codes.append(r.returncode)
+            texts.append((f"alpaca run {i}", r.stdout + r.stderr))
+    assert codes == [2, 0, 2], texts
+    assert "Incorrect API key provided" in texts[0][1] and "win rate" in texts[1][1]
+    texts += [(str(p), p.read_text(errors="replace")) for p in tmp_path.rglob("*") if p.is_file()]
+    leaks = [f"{name} canary in {where}" for where, text in texts for name, secret in CANARIES.items()
+             if any(f in text for f in _forms(secret))]
+    assert not leaks, (leaks, texts[2])

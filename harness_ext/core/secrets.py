@@ -98,6 +98,23 @@ def register_url(url: str | None) -> None:
             register(value)
 
 
+_SECRET_ENV = re.compile(r"(?:API_?KEY|TOKEN|SECRET|PASSWORD)$", re.IGNORECASE)
+_URL_ENV = re.compile(r"(?:BASE_URL|API_BASE|_URL)$", re.IGNORECASE)
+
+
+def register_environment(environ: dict[str, str] | None = None) -> None:
+    """Register the secrets a child process or a library may pick up from the environment: every
+    variable named like *_API_KEY / *_TOKEN / *_SECRET / *_PASSWORD, and the credentials in
+    *_BASE_URL / *_API_BASE / *_URL values (`http://user:KEY@host`)."""
+    import os
+
+    for name, value in (os.environ if environ is None else environ).items():
+        if _SECRET_ENV.search(name):
+            register(value)
+        elif _URL_ENV.search(name) and "://" in value:
+            register_url(value)
+
+
 def public_url(url: str | None) -> str | None:
     """`url` as it may be stored or shown: userinfo and key-like query parameters removed.
 
@@ -114,6 +131,9 @@ def public_url(url: str | None) -> str | None:
         port = parts.port
     except ValueError:
         return scrub(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if "@" not in parts.netloc and not any(_KEY_PARAM_RE.match(k) for k, _ in pairs):
+        return url  # nothing secret in it: keep it byte for byte (it is part of stage keys)
     netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
     query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
                        if not _KEY_PARAM_RE.match(k)])
@@ -154,7 +174,9 @@ class RedactingFilter(logging.Filter):
 
 
 def install_log_filter(logger: logging.Logger | None = None) -> None:
-    """Add a RedactingFilter to every handler of `logger` (default: the root logger)."""
+    """Add a RedactingFilter to every handler of `logger` (default: the root logger), after
+    registering the secrets the environment holds (`register_environment`)."""
+    register_environment()
     for handler in (logger or logging.getLogger()).handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())

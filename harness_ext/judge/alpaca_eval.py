@@ -29,7 +29,7 @@ from harness_ext.core.artifacts import atomic_write_json, read_json, sha256_file
 from harness_ext.core.errors import DependencyError, InputError, StageError, unknown
 from harness_ext.core.paths import cache_dir, judges_dir
 from harness_ext.judge.scoring import bootstrap_ci, length_controlled_win_rate
-from harness_ext.core.secrets import register_url, scrub
+from harness_ext.core.secrets import register_environment, register_url, scrub
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +166,7 @@ def run_alpaca_eval(model_outputs: str | Path, reference_outputs: str | Path, ou
         env["OPENAI_API_BASE"] = base_url
     if api_key:
         env["OPENAI_API_KEY"] = api_key
+    register_environment(env)  # whatever key the child uses, its echo in an error is scrubbed
     # Use the endpoint and key above, not a client-config file alpaca_eval might find elsewhere.
     env.setdefault("OPENAI_CLIENT_CONFIG_PATH", str(out / "no-client-config.yaml"))
     cmd = [exe, "evaluate", "--model_outputs", str(Path(model_outputs).resolve()),
