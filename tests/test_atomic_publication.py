@@ -107,3 +107,17 @@ def test_orphans_of_killed_runs_are_removed_and_live_ones_kept(tmp_path):
     assert not dead.exists() and not legacy.exists() and live.exists()
     assert json.loads((out / "result.json").read_text()) == {"ok": True}
     assert clean_orphans(out) == []
+
+
+def test_an_out_that_is_a_symlink_stays_a_symlink(tmp_path):
+    target = tmp_path / "big-disk" / "results"
+    target.mkdir(parents=True)
+    (target / "old.txt").write_text("old")
+    link = tmp_path / "OUT"
+    link.symlink_to(target)
+    with staged_dir(link) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert sorted(p.name for p in target.iterdir()) == ["new.txt", "old.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["OUT", "big-disk"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["results"]

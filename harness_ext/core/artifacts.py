@@ -127,6 +127,8 @@ def staged_dir(out: str | Path) -> Iterator[Path]:
     killed run (`.OUT.PID.*.partial`, `.OUT.PID.*.old`) are removed by the next run.
     """
     out = Path(out)
+    if out.is_symlink():  # publish into the folder the link points at; the link stays
+        out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     mode = _check_writable(out)
     clean_orphans(out)
