@@ -141,9 +141,7 @@ def test_no_canary_in_any_file_or_stream(tmp_path, tiny_model_dir):
                 res = run_cli("-v", *args, *extra, env=run_env, timeout=300)
                 ran.append((name, cmd, res.returncode, srv._echoed))
                 texts.append((f"{name}/{cmd} stdout+stderr", res.stdout + res.stderr))
-        assert srv._echoed == 2 * (len(ran) - 2) and srv.served > 0, ran
-    # judges publish failed requests as unscored (--allow-failures); generate reports them and exits 2
-    assert not [r for r in ran if r[2] != (2 if r[1] == "generate" else 0)], ran
+        echoed, served = srv._echoed, srv.served
     for path in tmp_path.rglob("*"):
         if path.is_file() and "keyed" not in path.relative_to(tmp_path).parts:
             texts.append((str(path.relative_to(tmp_path)), path.read_text(errors="replace")))
@@ -154,7 +152,10 @@ def test_no_canary_in_any_file_or_stream(tmp_path, tiny_model_dir):
             if hit:
                 leaks.append(f"{name} canary as {hit!r} in {where}")
     assert not leaks, "\n".join(leaks[:20])
-    # The sweep only means something if the commands ran and met the echoing server.
+    # The sweep only means something if every command ran and met the echoing server:
+    assert echoed == 2 * (len(ran) - 2) and served > 0, ran
+    # judges publish failed requests as unscored (--allow-failures); generate reports them and exits 2
+    assert not [r for r in ran if r[2] != (2 if r[1] == "generate" else 0)], ran
     outputs_written = {p.name for p in (tmp_path / "out").rglob("*") if p.is_file()}
     assert {"judgments.jsonl", "refined.jsonl", "refine_log.jsonl", "experiment.json"} <= outputs_written, \
         (ran, sorted(outputs_written))
