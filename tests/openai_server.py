@@ -11,6 +11,10 @@ and counts what it served. Faults are the ways real endpoints fail:
     "truncate"  status 200 with a JSON body cut in half
     "garbage"   status 200 with a well-formed body whose text is unparseable by any judge parser
 
+`echo_credentials=N` refuses the first N completion requests with a 401 whose message repeats the
+Authorization header and the URL (path and query) the server received, as OpenAI's "Incorrect API
+key provided" does: the test of secret scrubbing (tests/test_secret_sweep.py) uses it.
+
 Usage::
 
     with LoopbackServer(reply=lambda req: "Scores: 7 3", latency=0.01) as srv:
@@ -104,6 +108,7 @@ class LoopbackServer:
         api_key: str | None = None,
         limits: RateLimits | None = None,
         batches: BatchOptions | None = None,
+        echo_credentials: int = 0,
     ) -> None:
         unknown = set(faults) - set(FAULTS)
         if unknown:
@@ -118,6 +123,8 @@ class LoopbackServer:
         self.fail_first = fail_first  # the first N requests fail (deterministic fault tests)
         self.send_usage = True
         self.api_key = api_key  # when set, other keys get a 401 that echoes them, as real APIs do
+        self.echo_credentials = echo_credentials  # the first N requests: a 401 echoing what was received
+        self._echoed = 0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -258,6 +265,19 @@ class LoopbackServer:
             return True, {}
         return self.limiter.admit(prompt_token_count(body) + int(body.get("max_tokens") or 16))
 
+    def _echo_credentials(self, h: BaseHTTPRequestHandler) -> bool:
+        """Refuse the request with a 401 that repeats its credentials, while `echo_credentials` lasts."""
+        with self._lock:
+            if self._echoed >= self.echo_credentials:
+                return False
+            self._echoed += 1
+            self.requests += 1
+        auth = h.headers.get("Authorization") or ""
+        self._send_json(h, 401, {"error": {
+            "message": f"Incorrect API key provided: {auth!r} (from {auth.partition(' ')[2]}) for {h.path}.",
+            "type": "invalid_request_error"}})
+        return True
+
     def _handle_post(self, h: BaseHTTPRequestHandler) -> None:
         # The latency is time to answer: counted from when the request was read, so the server's
         # own parsing and reply building do not add to it (as with a real endpoint's latency).
@@ -272,8 +292,9 @@ class LoopbackServer:
         except json.JSONDecodeError:
             self._send_json(h, 400, {"error": {"message": "request body is not JSON"}})
             return
-        chat = h.path.rstrip("/").endswith("/chat/completions")
-        if not chat and not h.path.rstrip("/").endswith("/completions"):
+        route = h.path.partition("?")[0].rstrip("/")  # a query (?api-version=, ?api-key=) is not the route
+        chat = route.endswith("/chat/completions")
+        if not chat and not route.endswith("/completions"):
             self._send_json(h, 404, {"error": {"message": f"no route {h.path}"}})
             return
         if self.api_key is not None:
@@ -284,6 +305,8 @@ class LoopbackServer:
                 self._send_json(h, 401, {"error": {"message": f"Incorrect API key provided: {got}.",
                                                    "type": "invalid_request_error"}})
                 return
+        if self._echo_credentials(h):
+            return
         admitted, limit_headers = self._charge(body)
         if not admitted:
             with self._lock:

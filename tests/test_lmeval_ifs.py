@@ -67,16 +67,16 @@ def test_classifier_is_cached_and_retrained_when_data_changes(tmp_path):
     data = tmp_path / "train.jsonl"
     data.write_text(TRAIN.read_text())
     first = load_tone_classifier(data)
-    cached = list((cache_dir() / "ifs").glob("tone-*.pkl"))
+    cached = list((cache_dir() / "ifs").glob("tone-*.model.json.gz"))
     assert len(cached) == 1
-    meta = json.loads(cached[0].with_suffix(".json").read_text())
+    meta = json.loads(cached[0].with_name(cached[0].name.replace(".model.json.gz", ".json")).read_text())
     assert meta["rows"] == 60 and meta["seed"] == 0
     again = load_tone_classifier(data)
     probe = (["Give me two tips for enjoying tea."], ["Here are two tips: go early and share it."])
     assert again.answer_probability(*probe) == first.answer_probability(*probe)
     data.write_text(TRAIN.read_text() + json.dumps({"instruction": "Name a red fruit for a salad.", "output": "A strawberry."}) + "\n")
     load_tone_classifier(data)
-    assert len(list((cache_dir() / "ifs").glob("tone-*.pkl"))) == 2
+    assert len(list((cache_dir() / "ifs").glob("tone-*.model.json.gz"))) == 2
 
 
 def test_default_data_comes_from_the_environment_or_fails_clearly(monkeypatch, tmp_path):

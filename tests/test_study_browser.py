@@ -1,4 +1,5 @@
-"""The study page end to end in a real headless Chromium: load, log in, vote, reload, resume, finish."""
+"""The study page end to end in a real headless Chromium: open an invite link (with its token),
+vote, reload, resume, finish; the page without a token, or with a wrong one, stores nothing."""
 
 from __future__ import annotations
 
@@ -61,10 +62,15 @@ def test_vote_reload_resume_and_finish_in_chromium(browser, tmp_path):
 
     pairs, db = write_pairs(tmp_path / "pairs.jsonl", n=3), tmp_path / "study.sqlite"
     with running_server(db, pairs, seed=7) as srv:
-        browser.get(srv.url)
+        token = srv.store.invite("alice")
+        browser.get(srv.url)  # no invite link: the page asks for id and token
         assert "not length" in browser.find_element(By.ID, "rule").text
         browser.find_element(By.ID, "annotator-input").send_keys("alice")
-        browser.find_element(By.ID, "start").click()  # the form puts ?annotator=alice in the URL
+        browser.find_element(By.ID, "token-input").send_keys("not-the-token")
+        browser.find_element(By.ID, "start").click()  # the form puts ?annotator=alice&token=... in the URL
+        assert "invalid invite token" in _wait_text(browser, "error", "token")
+        assert srv.store.votes() == []
+        browser.get(srv.invite_url("alice", token))  # the link `harness-ext study invite` prints
         _wait_text(browser, "progress", "pair 1 of 3")
         assert "Instruction number 0" in browser.find_element(By.ID, "instruction").text
         left = browser.find_element(By.ID, "left").text

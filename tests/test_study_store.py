@@ -15,13 +15,15 @@ from tests.conftest import run_cli
 from tests.study_helpers import running_server, write_pairs
 
 
-def _get(url):
-    with urllib.request.urlopen(url, timeout=10) as r:
+def _get(url, token=""):
+    req = urllib.request.Request(url, headers={"X-Study-Token": token})
+    with urllib.request.urlopen(req, timeout=10) as r:
         return json.load(r)
 
 
-def _post(url, body):
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+def _post(url, body, token=""):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json", "X-Study-Token": token})
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.load(r)
 
@@ -32,7 +34,8 @@ def test_api_anonymizes_orders_by_seed_and_resumes(tmp_path):
         page = urllib.request.urlopen(srv.url, timeout=10).read().decode()
         assert "helpfulness and relevance" in page and "not length" in page and "<script" in page
         assert "http" not in page.split("<script>")[1]  # no CDN, no external fetches
-        state = _get(srv.url + "api/next?annotator=alice")
+        alice, bob = srv.store.invite("alice"), srv.store.invite("bob")
+        state = _get(srv.url + "api/next?annotator=alice", alice)
         assert state["done"] == 0 and state["total"] == 4
         first = state["pair"]
         assert "long-1k" not in json.dumps(state) and "alpaca-52k" not in json.dumps(state)  # model names hidden
@@ -40,22 +43,22 @@ def test_api_anonymizes_orders_by_seed_and_resumes(tmp_path):
         assert long_left == a_shown_first("p0", "alice")
         # Click whichever side shows the long answer: the stored vote is 'a' regardless of position.
         state = _post(srv.url + "api/vote", {"annotator": "alice", "pair_id": "p0",
-                                            "choice": "left" if long_left else "right"})
+                                            "choice": "left" if long_left else "right"}, alice)
         assert state["done"] == 1 and state["pair"]["id"] == "p1"
-        _post(srv.url + "api/vote", {"annotator": "alice", "pair_id": "p1", "choice": "tie"})
+        _post(srv.url + "api/vote", {"annotator": "alice", "pair_id": "p1", "choice": "tie"}, alice)
         with pytest.raises(urllib.error.HTTPError) as exc:
-            _post(srv.url + "api/vote", {"annotator": "alice", "pair_id": "nope", "choice": "left"})
+            _post(srv.url + "api/vote", {"annotator": "alice", "pair_id": "nope", "choice": "left"}, alice)
         assert exc.value.code == 400
         with pytest.raises(urllib.error.HTTPError):
-            _get(srv.url + "api/next?annotator=bad%20id")
+            _get(srv.url + "api/next?annotator=bad%20id", alice)
     orders = {a_shown_first(f"p{i}", f"ann{j}") for i in range(4) for j in range(5)}
     assert orders == {True, False}  # both orders occur across pairs and annotators
 
     # A restarted server (same db, same pairs) resumes alice at her third pair.
     with running_server(db, pairs) as srv:
-        state = _get(srv.url + "api/next?annotator=alice")
+        state = _get(srv.url + "api/next?annotator=alice", alice)
         assert state["done"] == 2 and state["pair"]["id"] == "p2"
-        assert _get(srv.url + "api/next?annotator=bob")["pair"]["id"] == "p0"
+        assert _get(srv.url + "api/next?annotator=bob", bob)["pair"]["id"] == "p0"
 
     rows = open_study(db).export_rows()
     assert [(r["pair_id"], r["choice"], r["winner"]) for r in rows] == [("p0", "a", "long-1k"), ("p1", "tie", "tie")]
@@ -173,14 +176,20 @@ def test_cli_serve_prints_url_and_serves(tmp_path):
     from tests.conftest import cli_env
 
     pairs, db = write_pairs(tmp_path / "pairs.jsonl", n=2), tmp_path / "s.sqlite"
+    invite = run_cli("study", "invite", "--pairs", str(pairs), "--db", str(db), "zoe")
+    assert invite.returncode == 0, invite.stderr
+    name, link = invite.stdout.strip().split("\t")
+    token = link.split("token=")[1]
+    assert name == "zoe" and link.startswith("http://127.0.0.1:8765/?annotator=zoe&token=") and len(token) >= 32
+    assert token not in db.read_bytes().decode("latin-1")  # stored hashed
     proc = subprocess.Popen([sys.executable, "-m", "harness_ext", "study", "serve", "--pairs", str(pairs),
                              "--db", str(db), "--port", "0"], stdout=subprocess.PIPE, text=True, env=cli_env())
     try:
         lines = [proc.stdout.readline(), proc.stdout.readline()]
-        assert "2 pairs" in lines[0]
-        url = lines[1].split()[1].split("?")[0]
+        assert "2 pairs" in lines[0] and "1 invited annotator" in lines[1]
+        url = lines[1].split()[1]
         assert url.startswith("http://127.0.0.1:")
-        assert _get(url + "api/next?annotator=zoe")["total"] == 2
+        assert _get(url + "api/next?annotator=zoe", token)["total"] == 2
     finally:
         proc.terminate()
         proc.wait(timeout=10)

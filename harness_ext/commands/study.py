@@ -8,12 +8,15 @@ from pathlib import Path
 HELP = "human preference study: serve pairs to annotators, export votes, score them"
 DESCRIPTION = """Serve two anonymized responses per instruction, in a seeded random order per
 annotator, with A / Tie / B buttons and the rule "judge helpfulness and relevance, not length".
-Votes go to SQLite with the annotator id; reopening the page resumes where the annotator stopped."""
+Votes go to SQLite with the annotator id; reopening the page resumes where the annotator stopped.
+Each annotator votes through their own invite link (`study invite`), which carries a secret token;
+votes without a valid token, from another site, or not sent as JSON are refused and not stored."""
 EPILOG = """pairs JSONL: one object per line with id, instruction, response_a, model_a, response_b, model_b.
 
 examples:
-  harness-ext study serve --pairs pairs.jsonl --db study.sqlite --port 8765
-      then open http://127.0.0.1:8765/?annotator=alice
+  harness-ext study invite --pairs pairs.jsonl --db study.sqlite --url http://10.0.0.5:8765/ alice bob
+      prints one link per annotator (tokens are stored hashed; inviting again revokes the old link)
+  harness-ext study serve --pairs pairs.jsonl --db study.sqlite --host 0.0.0.0 --port 8765
   harness-ext study export --db study.sqlite -o votes.jsonl
   harness-ext study results --db study.sqlite --judge judge_verdicts.jsonl
 """
@@ -27,6 +30,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1; 0.0.0.0 to share on a LAN)")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--seed", type=int, default=0, help="seed of the per (pair, annotator) screen order")
+
+    p = sub.add_parser("invite", help="print each annotator's invite link (a new secret token each time)")
+    p.add_argument("annotators", nargs="+", metavar="ANNOTATOR", help="annotator ids (letters, digits, _.@-)")
+    p.add_argument("--db", type=Path, required=True, help="the study's SQLite file")
+    p.add_argument("--pairs", type=Path, help="pairs JSONL (needed only if the database does not exist yet)")
+    p.add_argument("--url", default="http://127.0.0.1:8765/",
+                   help="the address annotators will open (default http://127.0.0.1:8765/)")
 
     p = sub.add_parser("export", help="write votes de-anonymized to models (JSONL)")
     p.add_argument("--db", type=Path, required=True)
@@ -42,7 +52,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"serve": _serve, "export": _export, "results": _results}[args.action](args)
+    return {"serve": _serve, "invite": _invite, "export": _export, "results": _results}[args.action](args)
+
+
+def _invite(args: argparse.Namespace) -> int:
+    from urllib.parse import urlencode
+
+    from harness_ext.study.store import open_study
+
+    store = open_study(args.db, args.pairs)
+    try:
+        base = args.url if args.url.endswith("/") else args.url + "/"
+        for annotator in args.annotators:
+            token = store.invite(annotator)
+            print(f"{annotator}\t{base}?{urlencode({'annotator': annotator, 'token': token})}")
+    finally:
+        store.close()
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -52,7 +78,10 @@ def _serve(args: argparse.Namespace) -> int:
     store = open_study(args.db, args.pairs)
     server = make_server(store, args.host, args.port, args.seed)
     print(f"study: {len(store.pairs())} pairs, votes in {args.db}")
-    print(f"open {server.url}?annotator=YOUR_ID  (Ctrl-C stops; votes are saved as they are cast)", flush=True)
+    invited = store.annotators()
+    print(f"serving {server.url} for {len(invited)} invited annotator(s)"
+          + ("" if invited else ": none yet, run `harness-ext study invite --db ... ID...`")
+          + "  (Ctrl-C stops; votes are saved as they are cast)", flush=True)
     try:
         server.serve_forever()
     finally:

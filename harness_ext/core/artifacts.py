@@ -8,12 +8,14 @@ parsers reject, is written as null.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
@@ -116,27 +118,138 @@ def atomic_write_jsonl(path: str | Path, rows: Iterable[Any]) -> Path:
 
 @contextlib.contextmanager
 def staged_dir(out: str | Path) -> Iterator[Path]:
-    """Build a whole output folder in a sibling temp folder; move it into place only on success.
+    """Build a whole output folder in a sibling temp folder; publish it with one rename on success.
 
-    Files already in `out` that the stage does not rewrite are kept. On failure nothing in `out`
-    changes and the temp folder is removed, so no half-written output is left behind.
+    Files already in `out` that the stage does not rewrite are carried over (hard links, so this is
+    cheap), and the finished folder replaces `out` in a single atomic exchange: a reader sees the
+    previous run or this one, never a mix, and a process killed at any point leaves `out` whole.
+    On failure nothing in `out` changes and the temp folder is removed; temp folders left by a
+    killed run (`.OUT.PID.*.partial`, `.OUT.PID.*.old`) are removed by the next run.
     """
     out = Path(out)
+    if out.is_symlink():  # publish into the folder the link points at; the link stays
+        out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
+    mode = _check_writable(out)
+    clean_orphans(out)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".partial", dir=out.parent))
     except OSError as exc:  # name the folder the user asked for, not our temp name
         raise OSError(exc.errno, exc.strerror, str(out)) from exc
     try:
         yield tmp
-        out.mkdir(parents=True, exist_ok=True)
-        for item in sorted(tmp.rglob("*")):
-            if item.is_file():
-                dest = out / item.relative_to(tmp)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(item, dest)
+        if out.is_dir():
+            _carry_over(out, tmp)
+        os.chmod(tmp, mode)  # mkdtemp makes 0700 folders; keep OUT's mode, or a plain mkdir's
+        _publish(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_writable(out: Path) -> int:
+    """The mode to publish `out` with; an existing `out` that is read-only (no owner write bit, or
+    not writable by us) is refused up front, before any work, with the user's path in the error."""
+    if not out.is_dir():
+        return 0o777 & ~_umask()
+    mode = stat.S_IMODE(out.stat().st_mode)
+    if not mode & stat.S_IWUSR or not os.access(out, os.W_OK):
+        raise PermissionError(errno.EACCES, "Permission denied (the output folder is read-only)", str(out))
+    return mode
+
+
+def _carry_over(old: Path, new: Path) -> None:
+    """Hard-link (or copy) into `new` every file of `old` that `new` does not have."""
+    for src in sorted(old.rglob("*")):
+        dest = new / src.relative_to(old)
+        if src.is_dir() and not src.is_symlink():
+            dest.mkdir(parents=True, exist_ok=True)
+        elif not os.path.lexists(dest):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_symlink():
+                os.symlink(os.readlink(src), dest)
+                continue
+            try:
+                os.link(src, dest)
+            except OSError:  # another file system or no hard links: copy
+                shutil.copy2(src, dest)
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    if not hasattr(os, "uname") or os.uname().sysname != "Linux":
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is None:
+        return False
+    at_fdcwd = -100
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: the file system cannot exchange
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Make `tmp` be `out`: one atomic exchange where the file system has it, else two renames
+    whose only gap (no `out` at all) the next run's `clean_orphans` repairs."""
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    if _exchange(tmp, out):  # tmp now holds the previous run
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    old = out.parent / f".{out.name}.{os.getpid()}.{tmp.name.rsplit('.', 2)[-2]}.old"
+    os.rename(out, old)
+    os.rename(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_orphans(out: str | Path) -> list[Path]:
+    """Remove the temp folders of `out` left by killed runs; restore `out` if a kill fell between
+    the two renames of a publication without atomic exchange. Returns what was removed."""
+    out = Path(out)
+    removed: list[Path] = []
+    if not out.parent.is_dir():
+        return removed
+    for path in sorted(out.parent.glob(f".{glob_escape(out.name)}.*")):
+        kind = path.name.rsplit(".", 1)[-1]
+        if kind not in ("partial", "old") or not path.is_dir():
+            continue
+        pid_text = path.name[len(out.name) + 2:].split(".", 1)[0]
+        if pid_text.isdigit() and _pid_alive(int(pid_text)):
+            continue  # a live run's work in progress
+        if kind == "old" and not out.exists():
+            os.rename(path, out)  # the previous run, whole: put it back
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """`name` with glob metacharacters escaped (folder names may contain [ or *)."""
+    import glob
+
+    return glob.escape(name)
 
 
 # ---------------------------------------------------------------- reading

@@ -7,7 +7,9 @@ response is labelled answer-like; the rest of an instruction cut at a random poi
 its first part, is labelled continuation-like. We train that classifier the same way with
 scikit-learn (TF-IDF word and character n-grams of the response opening plus a few pair
 features, logistic regression), from a local instruction dataset, with a fixed seed, and cache
-the fitted model under paths.cache_dir() keyed by the data's hash and the settings.
+the fitted model under paths.cache_dir() keyed by the data's hash and the settings. The cache
+holds data only (`ToneModel.to_state`: vocabularies, idf weights, coefficients as gzipped JSON),
+never a pickle, so whoever can write to the cache cannot make us run code.
 
     clf = load_tone_classifier()                  # trains once, then loads from the cache
     ifs_score(clf, instructions, responses)       # -> float in [0, 1]
@@ -15,10 +17,11 @@ the fitted model under paths.cache_dir() keyed by the data's hash and the settin
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
 import math
 import os
-import pickle
 import random
 import re
 from collections.abc import Sequence
@@ -133,6 +136,9 @@ def _pair_features(instruction: str, response: str) -> list[float]:
     ]
 
 
+_N_PAIR_FEATURES = len(_pair_features("a", "b"))
+
+
 class ToneModel:
     """A fitted response-tone classifier; implements records.ToneClassifier."""
 
@@ -151,8 +157,8 @@ class ToneModel:
         if fit:
             from sklearn.feature_extraction.text import TfidfVectorizer
 
-            self._word = TfidfVectorizer(ngram_range=(1, 2), lowercase=False, min_df=1, sublinear_tf=True)
-            self._char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), lowercase=False, sublinear_tf=True)
+            self._word = TfidfVectorizer(**self._WORD_ARGS)
+            self._char = TfidfVectorizer(**self._CHAR_ARGS)
             w = self._word.fit_transform(heads)
             c = self._char.fit_transform(heads)
         else:
@@ -175,6 +181,59 @@ class ToneModel:
         self._clf = LogisticRegression(max_iter=2000, C=4.0, random_state=self.seed)
         self._clf.fit(x, labels)
         return self
+
+    # ---------------------------------------------------------- storage as data
+
+    #: The vectorizer settings fit() uses; stored with the model and checked on load.
+    _WORD_ARGS: dict[str, Any] = {"ngram_range": (1, 2), "lowercase": False, "min_df": 1, "sublinear_tf": True}
+    _CHAR_ARGS: dict[str, Any] = {"analyzer": "char_wb", "ngram_range": (2, 4), "lowercase": False,
+                                  "sublinear_tf": True}
+
+    def to_state(self) -> dict[str, Any]:
+        """The fitted model as plain JSON-able data (no code, no pickle)."""
+        if self._clf is None or self._word is None or self._char is None:
+            raise RuntimeError("ToneModel.fit() has not been called")
+
+        def vec(v: Any) -> dict[str, Any]:
+            terms = sorted(v.vocabulary_, key=v.vocabulary_.__getitem__)
+            return {"terms": terms, "idf": v.idf_.tolist()}
+
+        return {"format": "harness-ext.tone-model/1", "seed": self.seed, "meta": self.meta,
+                "word": vec(self._word), "char": vec(self._char),
+                "classes": [bool(c) for c in self._clf.classes_], "coef": self._clf.coef_.tolist(),
+                "intercept": self._clf.intercept_.tolist()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ToneModel:
+        """Rebuild a model from `to_state` data; raises ValueError on anything malformed."""
+        import numpy as np
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        if not isinstance(state, dict) or state.get("format") != "harness-ext.tone-model/1":
+            raise ValueError("not a harness-ext tone model")
+        model = cls(seed=int(state["seed"]))
+        model.meta = dict(state.get("meta") or {})
+
+        def vec(d: dict[str, Any], args: dict[str, Any]) -> Any:
+            terms = [str(t) for t in d["terms"]]
+            v = TfidfVectorizer(vocabulary={t: i for i, t in enumerate(terms)}, **args)
+            v.idf_ = np.asarray(d["idf"], dtype=np.float64)
+            if v.idf_.shape != (len(terms),):
+                raise ValueError("idf and vocabulary sizes differ")
+            return v
+
+        model._word, model._char = vec(state["word"], cls._WORD_ARGS), vec(state["char"], cls._CHAR_ARGS)
+        clf = LogisticRegression()
+        clf.classes_ = np.asarray(state["classes"], dtype=bool)
+        clf.coef_ = np.asarray(state["coef"], dtype=np.float64)
+        clf.intercept_ = np.asarray(state["intercept"], dtype=np.float64)
+        n_features = len(model._word.vocabulary_) + len(model._char.vocabulary_) + _N_PAIR_FEATURES
+        if clf.coef_.shape != (1, n_features) or clf.classes_.shape != (2,):
+            raise ValueError("coefficients do not match the vocabularies")
+        clf.n_features_in_ = n_features
+        model._clf = clf
+        return model
 
     def answer_probability(self, instructions: Sequence[str], responses: Sequence[str]) -> list[float]:
         """P(answer-like) for each (instruction, response) pair."""
@@ -220,7 +279,7 @@ def _cache_path(data: Path, seed: int) -> Path:
 
     key = stable_hash({"data": sha256_file(data), "seed": seed, "recipe": RECIPE_VERSION, "max_rows": MAX_TRAIN_ROWS,
                        "sklearn": sklearn.__version__})
-    return cache_dir() / "ifs" / f"tone-{key[:20]}.pkl"
+    return cache_dir() / "ifs" / f"tone-{key[:20]}.model.json.gz"
 
 
 def load_tone_classifier(data: str | Path | None = None, *, seed: int = 0, use_cache: bool = True) -> ToneModel:
@@ -243,17 +302,20 @@ def load_tone_classifier(data: str | Path | None = None, *, seed: int = 0, use_c
     cached = _cache_path(path, seed)
     if cached.is_file():
         try:
-            with open(cached, "rb") as f:
-                model = pickle.load(f)  # our own cache file, written below
-            if isinstance(model, ToneModel):
-                return model
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as exc:
+            # Data, not code: JSON parsed and checked field by field (never pickle).
+            return ToneModel.from_state(json.loads(gzip.decompress(cached.read_bytes())))
+        except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring unreadable tone-classifier cache %s (%s); retraining", cached, exc)
     log.info("training the IFS tone classifier on %s (seed %d)", path, seed)
     model = train_tone_classifier(path, seed=seed)
-    atomic_write_bytes(cached, pickle.dumps(model))
-    atomic_write_bytes(cached.with_suffix(".json"), to_json(model.meta, indent=2).encode())
+    atomic_write_bytes(cached, gzip.compress(to_json(model.to_state()).encode(), compresslevel=6, mtime=0))
+    atomic_write_bytes(_meta_path(cached), to_json(model.meta, indent=2).encode())
     return model
+
+
+def _meta_path(cached: Path) -> Path:
+    """tone-KEY.json beside tone-KEY.model.json.gz: what the model was trained on, for people."""
+    return cached.with_name(cached.name.removesuffix(".model.json.gz") + ".json")
 
 
 def ifs_score(classifier: Any, instructions: Sequence[str], responses: Sequence[str]) -> float:

@@ -28,7 +28,7 @@ import yaml
 from harness_ext.core.artifacts import atomic_write_json, read_json, sha256_file, staged_dir
 from harness_ext.core.errors import DependencyError, InputError, StageError, unknown
 from harness_ext.core.paths import cache_dir, judges_dir
-from harness_ext.core.secrets import scrub
+from harness_ext.core.secrets import register_environment, register_url, scrub
 from harness_ext.judge.lc_winrate import LCFiles, length_controlled_winrate
 from harness_ext.judge.scoring import bootstrap_ci, check_n_boot
 
@@ -236,9 +236,11 @@ def run_alpaca_eval(model_outputs: str | Path, reference_outputs: str | Path, ou
     cfg = alpaca_config_dir(config, judge_model=judge_model)
     env = dict(os.environ)
     if base_url:
+        register_url(base_url)
         env["OPENAI_API_BASE"] = base_url
     if api_key:
         env["OPENAI_API_KEY"] = api_key
+    register_environment(env)  # whatever key the child uses, its echo in an error is scrubbed
     # Use the endpoint and key above, not a client-config file alpaca_eval might find elsewhere.
     env.setdefault("OPENAI_CLIENT_CONFIG_PATH", str(out / "no-client-config.yaml"))
     cmd = [exe, "evaluate", "--model_outputs", str(Path(model_outputs).resolve()),

@@ -39,7 +39,7 @@ from typing import Any
 from harness_ext.core.errors import ConfigError, require
 from harness_ext.core.paths import cache_dir
 from harness_ext.core.records import ChatRequest, ChatResult
-from harness_ext.core.secrets import register, scrub
+from harness_ext.core.secrets import public_url, register, register_url, scrub
 from harness_ext.llm.cache import ChatCache, new_holder, request_key
 from harness_ext.llm.ledger import Ledger, check_priced, load_prices, max_completion_tokens, prompt_tokens
 from harness_ext.llm.options import ClientOptions
@@ -88,11 +88,10 @@ def resolve_api_key(api_key: str | None, base_url: str | None) -> str:
 
 def resolve_base_url(base_url: str | None) -> str | None:
     """The base URL from the argument, else $HARNESS_EXT_JUDGE_BASE_URL / $OPENAI_BASE_URL, else None (OpenAI)."""
-    if base_url:
-        return base_url
-    for name in BASE_URL_ENVS:
-        if os.environ.get(name):
-            return os.environ[name]
+    for url in (base_url, *(os.environ.get(name) for name in BASE_URL_ENVS)):
+        if url:
+            register_url(url)  # credentials in the URL (user:KEY@, ?api-key=) are secrets too
+            return url
     return None
 
 
@@ -314,8 +313,9 @@ class OpenAIChatClient:
 
     def _sdk(self) -> Any:
         openai = require("openai", extra="judge", purpose="the OpenAI-compatible judge client")
-        return openai.AsyncOpenAI(api_key=self.__api_key, base_url=self.base_url, timeout=self.timeout,
-                                  max_retries=0)  # retries are ours: jitter, Retry-After, invalid bodies
+        base_url, query = _split_query(self.base_url)  # a key in the query string stays a query parameter
+        return openai.AsyncOpenAI(api_key=self.__api_key, base_url=base_url, default_query=query,
+                                  timeout=self.timeout, max_retries=0)  # retries are ours: jitter, Retry-After, invalid bodies
 
     def _store(self, key: str, req: ChatRequest, res: ChatResult, holder: str | None, source: str) -> None:
         """Record a fresh answer (or failure) in the ledger and the cache (which drops its claim)."""
@@ -440,7 +440,8 @@ class OpenAIChatClient:
                 raise _Retryable(msg, _retry_after(exc.response), status) from None
             raise _Fatal(msg) from None
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
-            raise _Retryable(redact(f"{type(exc).__name__}: {exc}", self.__api_key)) from None
+            where = public_url(self.base_url) or "https://api.openai.com/v1"  # never its credentials
+            raise _Retryable(redact(f"{type(exc).__name__}: {exc} ({where})", self.__api_key)) from None
         if ticket is not None:
             ticket.observe(raw.headers)
         try:
@@ -449,6 +450,21 @@ class OpenAIChatClient:
             raise _Retryable(redact(f"invalid response body: {type(exc).__name__}: {exc}"[:300],
                                     self.__api_key)) from None
         return _parse_completion(resp)
+
+
+def _split_query(base_url: str | None) -> tuple[str | None, dict[str, str] | None]:
+    """A base URL's query (`...?api-key=K`, `?api-version=V`) as parameters sent with every request:
+    the SDK appends paths to the URL as a string, which would put them after the query.
+
+    >>> _split_query("http://h/v1?api-version=2024")
+    ('http://h/v1', {'api-version': '2024'})
+    """
+    if not base_url or "?" not in base_url:
+        return base_url, None
+    from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+    parts = urlsplit(base_url)
+    return urlunsplit(parts._replace(query="")), dict(parse_qsl(parts.query, keep_blank_values=True)) or None
 
 
 def _parse_completion(resp: Any) -> ChatResult:

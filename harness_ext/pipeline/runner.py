@@ -19,6 +19,7 @@ from typing import Any
 
 from harness_ext.core.artifacts import atomic_write_json, provenance
 from harness_ext.core.errors import ConfigError, RequestsFailed
+from harness_ext.core.secrets import public_url
 from harness_ext.pipeline.experiment import ArmSpec, ExperimentConfig, ExperimentError, Problem
 from harness_ext.core.paths import resources_dir
 from harness_ext.pipeline.stages import Pipeline, Stage
@@ -121,6 +122,7 @@ class ExperimentRunner:
             return {}
         d = asdict(j)
         d.pop("api_key_env")  # where the key lives is not part of the result; the key never is
+        d["base_url"] = public_url(d["base_url"])  # nor credentials riding in the URL
         d.pop("max_retries")  # how hard to try changes whether a stage finishes, not what it publishes
         if not d["allow_failures"]:
             # Only a stage published with failures differs; leaving the default out keeps the keys of
@@ -335,8 +337,10 @@ class ExperimentRunner:
             if problems:
                 raise ExperimentError(f"experiment '{self.cfg.name}'", problems)
         self.build()
-        atomic_write_json(self.run_dir / "experiment.json",
-                          {"config": asdict(self.cfg), "provenance": provenance()})
+        config = asdict(self.cfg)
+        if config.get("judge"):  # the run record keeps the endpoint, never credentials in its URL
+            config["judge"]["base_url"] = public_url(config["judge"].get("base_url"))
+        atomic_write_json(self.run_dir / "experiment.json", {"config": config, "provenance": provenance()})
         self.pipe.run()
         atomic_write_json(self.run_dir / "timings.json", self.pipe.timings())
         return self.pipe

@@ -87,6 +87,7 @@ def select_to_dir(
         scan_res = scan(data, mode=strategy, k=k, prune=not exact_stats, **common)
         if source_field and scan_res.pool == 0 and scan_res.drops.get(f"missing_field:{source_field}"):
             raise _no_source_field(data, source_field)
+        _check_not_all_dropped(data, scan_res, common)
         n = need_k(strategy, k, scan_res.pool, opts.allow_fewer)
         ranked = scan_res.kept[:n]
         picked = Picked(sorted(ranked, key=lambda p: p[0].row), cutoff=ranked[-1][1] if ranked else None)
@@ -94,6 +95,7 @@ def select_to_dir(
         scan_res = scan(data, mode="all", **common)
         if source_field and scan_res.pool == 0 and scan_res.drops.get(f"missing_field:{source_field}"):
             raise _no_source_field(data, source_field)
+        _check_not_all_dropped(data, scan_res, common)
         if strategy == "mixture":
             a = scan(str(mix), mode="all", **{**common, "fmt": mix_format, "dedup": False})
             opts.mix_pool = a.kept
@@ -140,6 +142,19 @@ def _no_source_field(data: str | Path, source_field: str) -> ConfigError:
         f"{data}: no row has the source field '{source_field}'.{did_you_mean(source_field, seen)}",
         hint=f"pass --source-field with one of the fields the rows have: {', '.join(sorted(seen)) or '(none)'}.",
     )
+
+
+def _check_not_all_dropped(data: str | Path, scan_res: ScanResult, common: dict[str, Any]) -> None:
+    """Every row was unusable: say why, with the first bad row's file:line and what it holds,
+    instead of a later "pool of 0 usable examples"."""
+    if scan_res.pool or not scan_res.drops:
+        return
+    from harness_ext.data.loaders import load_examples
+
+    counts = ", ".join(f"{n} {reason}" for reason, n in scan_res.drops.most_common())
+    hint = f"none of the {scan_res.rows_read} rows is usable ({counts}); fix the rows or point --data at another file."
+    # The error path only: a strict pass stops at the first unusable row and names it.
+    load_examples(data, fmt=common["fmt"], source_field=common["source_field"], strict=True, strict_hint=hint)
 
 
 def _sha(data: str | Path) -> str | None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
+import re
+import secrets
 import sqlite3
 import threading
 import time
@@ -13,6 +16,8 @@ from typing import Any
 from harness_ext.core.artifacts import iter_jsonl
 from harness_ext.core.errors import InputError
 
+#: Annotator ids: 1-64 letters, digits or _.@- and nothing else (matched whole: `alice\n` is not alice).
+ANNOTATOR_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 PAIR_FIELDS = ("id", "instruction", "response_a", "model_a", "response_b", "model_b")
 CHOICES = ("a", "b", "tie")
 
@@ -67,6 +72,15 @@ def read_pairs(path: str | Path) -> list[Pair]:
     return pairs
 
 
+def valid_annotator(value: object) -> bool:
+    """True for a well-formed annotator id, matched whole (no trailing newline, no spaces)."""
+    return isinstance(value, str) and ANNOTATOR_RE.fullmatch(value) is not None
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
 def a_shown_first(pair_id: str, annotator: str, seed: int = 0) -> bool:
     """Seeded screen order per (pair, annotator): stable across reloads, balanced across people."""
     digest = hashlib.sha256(f"{seed}\x00{pair_id}\x00{annotator}".encode()).digest()
@@ -81,6 +95,8 @@ CREATE TABLE IF NOT EXISTS votes (
   pair_id TEXT NOT NULL REFERENCES pairs(id), annotator TEXT NOT NULL,
   choice TEXT NOT NULL CHECK (choice IN ('a', 'b', 'tie')), a_shown_first INTEGER NOT NULL,
   created_at TEXT NOT NULL, PRIMARY KEY (pair_id, annotator));
+CREATE TABLE IF NOT EXISTS annotators (
+  id TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL, created_at TEXT NOT NULL);
 """
 
 
@@ -178,6 +194,30 @@ class Store:
                 "INSERT OR IGNORE INTO votes VALUES (?, ?, ?, ?, ?)",
                 (pair_id, annotator, choice, int(shown_first), stamp))
         return cur.rowcount == 1
+
+    def invite(self, annotator: str) -> str:
+        """A new secret token for `annotator` (only its sha256 is stored; a new invite replaces the
+        old token, so a leaked link is revoked by inviting again)."""
+        if not valid_annotator(annotator):
+            raise InputError(f"annotator id {annotator!r} is not 1-64 letters, digits or _.@-.",
+                             hint="choose ids like alice, bob.2 or a@lab.")
+        token = secrets.token_urlsafe(24)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO annotators VALUES (?, ?, ?)", (annotator, _token_hash(token), stamp))
+        return token
+
+    def annotators(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT id FROM annotators ORDER BY id")]
+
+    def check_token(self, annotator: object, token: object) -> bool:
+        """True when `token` is the invited `annotator`'s current token (compared in constant time)."""
+        if not valid_annotator(annotator) or not isinstance(token, str) or not token:
+            return False
+        with self._lock:
+            row = self._db.execute("SELECT token_sha256 FROM annotators WHERE id = ?", (annotator,)).fetchone()
+        return row is not None and hmac.compare_digest(row[0], _token_hash(token))
 
     def votes(self) -> list[Vote]:
         with self._lock:
