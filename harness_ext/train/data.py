@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from harness_ext.core.artifacts import iter_jsonl, read_json
-from harness_ext.data.loaders import Drop
 from harness_ext.core.errors import InputError
 from harness_ext.core.records import Example, Turn
+from harness_ext.data.loaders import Drop
 
 log = logging.getLogger(__name__)
 
