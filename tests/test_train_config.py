@@ -128,6 +128,8 @@ def test_gradient_accumulation_keeps_effective_batch():
         cfg.gradient_accumulation(3)
     with pytest.raises(ConfigError, match="key=value"):
         parse_overrides(["learning_rate"])
+    with pytest.raises(ConfigError, match="use --preset llama2-7b-lima-1k"):
+        parse_overrides(["preset=llama2-7b-lima-1k"])
 
 
 def test_cli_config_file_preset_and_overrides(tmp_path):

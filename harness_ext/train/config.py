@@ -222,6 +222,9 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
             raise ConfigError(
                 f"override '{item}' is not of the form key=value.", hint="write e.g. learning_rate=1e-5"
             )
+        if key.strip() == "preset":
+            raise ConfigError("preset=... on the command line would rename the config without loading the preset.",
+                              hint=f"use --preset {value.strip() or 'NAME'} (or `preset:` in a --config file).")
         out[key.strip()] = value.strip()
     return out
 
