@@ -9,6 +9,9 @@ into a batch (a seeded length-grouped sampler), so far fewer padding tokens are 
 off in both. Real tokens/s = non-padding tokens consumed / wall time of the measured steps (the
 first step is a warm-up and not counted).
 
+Needs the train and dev extras (`pip install -e '.[train,dev]'`): TRL is a dev dependency only,
+since the package itself never imports it.
+
     python benchmarks/bench_train.py                 # tiny random Llama (fast)
     python benchmarks/bench_train.py --model smollm2 # the embedded SmolLM2-135M-Instruct (slow on CPU)
 """

@@ -27,8 +27,8 @@ def test_cli_train_writes_a_loadable_checkpoint_with_card(tmp_path, tiny_model_d
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from harness_ext.core.artifacts import sha256_file
-    from harness_ext.llm.formats import load_format, resolve_format
     from harness_ext.core.records import Turn
+    from harness_ext.llm.formats import load_format, resolve_format
 
     data = write_examples(tmp_path / "sel" / "selected.jsonl", n=10)
     (tmp_path / "sel" / "report.json").write_text(json.dumps({"strategy": "longest", "kept": 10}))
@@ -111,6 +111,26 @@ _KILLED_RUN = textwrap.dedent("""
     train(cfg, Path(sys.argv[2]), Path(sys.argv[3]), callbacks=[KillAt()])
 """)
 
+
+
+def test_card_names_the_table3_row_and_the_neftune_scaling(tmp_path, tiny_model_dir):
+    from harness_ext.train import load_preset
+
+    data = write_examples(tmp_path / "d.jsonl", n=6)
+    cfg = load_preset("llama2-13b-alpaca-1k-longest-neftune", base_model=str(tiny_model_dir), bf16=False,
+                      gradient_checkpointing=False, max_length=160, effective_batch_size=4,
+                      per_device_batch_size=2, max_steps=1, prompt_format="alpaca")
+    out = train(cfg, data, tmp_path / "run")
+    card = (out / "README.md").read_text()
+    assert "| preset | `llama2-13b-alpaca-1k-longest-neftune` |" in card
+    assert "| paper recipe | Table 3, Llama-2-13B / Alpaca-1k-longest (arXiv 2402.04833) |" in card
+    assert "alpha 3.0, scaling 'padded': alpha / sqrt(max_length * d)" in card
+    assert "max_length=160 (preset: 2048)" in card and "max_steps=1 (preset: -1)" in card
+    recipe = json.loads((out / "train_report.json").read_text())["recipe"]
+    assert recipe["table3_row"] == {"label": "Table 3, Llama-2-13B / Alpaca-1k-longest", "base": "Llama-2-13B",
+                                    "data": "Alpaca-1k-longest"}
+    assert recipe["neftune"]["scaling"] == "padded" and recipe["neftune"]["alpha"] == 3.0
+    assert recipe["differs_from_preset"]["max_length"] == {"preset": 2048, "used": 160}
 
 def test_resume_after_sigkill_ends_where_an_uninterrupted_run_does(tmp_path, tiny_model_dir):
     from safetensors.torch import load_file

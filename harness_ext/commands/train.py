@@ -15,7 +15,7 @@ DESCRIPTION = (
     "  harness-ext train --preset smollm2-135m-cpu --data selected.jsonl --out runs/smol max_steps=20\n"
     "  harness-ext train --config my.yaml --data selected.jsonl --out runs/x learning_rate=1e-5\n"
     "  accelerate launch --config_file $(harness-ext train --accelerate-config fsdp) \\\n"
-    "      -m harness_ext train --preset llama2-7b-1k --data selected.jsonl --out runs/l7"
+    "      -m harness_ext train --preset llama2-7b-alpaca-1k-longest --data selected.jsonl --out runs/l7"
 )
 
 
@@ -63,14 +63,15 @@ def build_config(preset: str | None, config_file: Path | None, overrides: list[s
     from harness_ext.train.config import TrainConfig, load_config_file, parse_overrides
     from harness_ext.train.presets import load_preset
 
-    file_preset, file_values = load_config_file(config_file) if config_file else (None, {})
+    file = load_config_file(config_file) if config_file else None
+    file_preset = file.preset if file else None
     if preset and file_preset and preset != file_preset:
         raise ConfigError(f"--preset {preset} and the config file's preset '{file_preset}' disagree.",
                           hint="give the preset in one place only.")
     name = preset or file_preset
     cfg = load_preset(name) if name else TrainConfig()
-    if file_values:
-        cfg = TrainConfig.from_dict(file_values, source=str(config_file), base=cfg)
+    if file and file.values:
+        cfg = TrainConfig.from_dict(file.values, source=str(config_file), base=cfg, lines=file.lines)
     values = parse_overrides(overrides)
     return TrainConfig.from_dict(values, source="command line", base=cfg) if values else cfg
 

@@ -2,5 +2,6 @@
 
 records (Example, Turn, ChatRequest/ChatResult, SamplingParams, ...), errors (hint-carrying exceptions
 with did-you-mean), registry, artifacts (atomic writes, hashes, staged output folders, provenance),
-paths (package data folders and caches) and secrets (scrubbing keys from anything persisted).
+paths (package data folders and caches), secrets (scrubbing keys from anything persisted) and config
+(the one strict YAML/dict -> dataclass parser, with did-you-mean and YAML line locations).
 """

@@ -164,7 +164,7 @@ class _Checker:
 
     def train(self, at: str, tr: TrainSpec) -> None:
         from harness_ext.train.config import TrainConfig
-        from harness_ext.train.presets import PRESETS, load_preset
+        from harness_ext.train.presets import load_preset
 
         preset_ok = self.attempt(f"{at}.preset", lambda: load_preset(tr.preset))
         overrides = dict(tr.overrides)
@@ -172,7 +172,7 @@ class _Checker:
             overrides.pop("base_model")
             self.out.append(Problem(f"{at}.overrides.base_model", "an arm cannot override the base model.",
                                     fix="set `base_model` at the top of the experiment (every arm starts from it)."))
-        base = TrainConfig.from_dict(PRESETS[tr.preset][1]) if preset_ok else TrainConfig()
+        base = load_preset(tr.preset) if preset_ok else TrainConfig()
         # What the train stage builds: the preset, then the experiment's base model and seed, then the overrides.
         values = {"base_model": self.cfg.base_model, "seed": self.cfg.seed, **overrides}
         _, problems = TrainConfig.collect(values, base=base, ranges=preset_ok)

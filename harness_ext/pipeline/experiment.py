@@ -8,12 +8,12 @@ did-you-mean, and values are type-checked before any work starts.
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness_ext.core.config import line_of, parse_dataclass, yaml_line_map
 from harness_ext.core.errors import ConfigError, did_you_mean
 
 
@@ -162,119 +162,7 @@ class ExperimentError(ConfigError):
         return f"{self.message}\nFix: {self.hint}"
 
 
-def _line(field: str, lines: dict[str, int]) -> int | None:
-    while field:
-        if field in lines:
-            return lines[field]
-        cut = max(field.rfind("."), field.rfind("["))
-        field = field[:cut] if cut > 0 else ""
-    return None
-
-
-def _join(where: str, key: object) -> str:
-    return f"{where}.{key}" if where else str(key)
-
-
-# ---------------------------------------------------------------- strict parsing
-
-
-class _BadValue(Exception):
-    """A value could not be converted; its Problem is recorded. The field's default can stand in."""
-
-
-class _Broken(Exception):
-    """A mapping or list could not be built; its Problems are recorded. Nothing can stand in."""
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _convert(value: Any, tp: Any, where: str, problems: list[Problem]) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _convert(value, inner[0], where, problems)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            problems.append(Problem(where, f"expected a mapping of {tp.__name__} fields, got {value!r}."))
-            raise _BadValue
-        return parse_dataclass(tp, value, where, problems)
-    if origin in (list, dict):
-        if not isinstance(value, list if origin is list else dict):
-            problems.append(Problem(where, f"expected a {'list' if origin is list else 'mapping'}, got {value!r}."))
-            raise _BadValue
-        items = enumerate(value) if origin is list else value.items()
-        out: dict[Any, Any] = {}
-        broken = False
-        for k, v in items:
-            try:
-                out[k] = _convert(v, args[-1], f"{where}[{k}]" if origin is list else _join(where, k), problems)
-            except (_BadValue, _Broken):
-                broken = True
-        if broken:
-            raise _Broken
-        return list(out.values()) if origin is list else {str(k): v for k, v in out.items()}
-    if tp is Any:
-        return value
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp in (int, float, str, bool) and (not isinstance(value, tp) or (tp is int and isinstance(value, bool))):
-        problems.append(Problem(where, f"expected {_type_name(tp)}, got {value!r}."))
-        raise _BadValue
-    return value
-
-
-def parse_dataclass(cls: type, data: dict[str, Any], where: str, problems: list[Problem]) -> Any:
-    """Build `cls` from a mapping, recording unknown or missing keys and wrong types in `problems`.
-    A bad value of a field with a default is replaced by the default (so later checks still run);
-    raises _Broken when the object cannot be built."""
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in fields:
-            problems.append(Problem(_join(where, key), f"unknown key '{key}'.{did_you_mean(str(key), fields)}",
-                                    fix=f"allowed keys here: {', '.join(fields)}"))
-    kwargs = {}
-    broken = False
-    for name, f in fields.items():
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        if name in data:
-            try:
-                kwargs[name] = _convert(data[name], hints[name], _join(where, name), problems)
-            except _BadValue:
-                broken = broken or required
-            except _Broken:
-                broken = True
-        elif required:
-            problems.append(Problem(where or "(top level)",
-                                    f"missing required key '{name}' ({f.metadata.get('help', '')}).",
-                                    fix=f"add `{name}:`"))
-            broken = True
-    if broken:
-        raise _Broken
-    return cls(**kwargs)
-
-
-def _line_map(node: Any, where: str = "", out: dict[str, int] | None = None) -> dict[str, int]:
-    """Field path -> line number (1-based) of every key and list item in a composed YAML document."""
-    import yaml
-
-    out = {} if out is None else out
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            path = _join(where, k.value)
-            out[path] = k.start_mark.line + 1
-            _line_map(v, path, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            path = f"{where}[{i}]"
-            out[path] = item.start_mark.line + 1
-            _line_map(item, path, out)
-    return out
+_line = line_of  # the field's YAML line, or its nearest enclosing field's
 
 
 def read_experiment(path: str | Path) -> tuple[ExperimentConfig | None, list[Problem], dict[str, int]]:
@@ -294,19 +182,18 @@ def read_experiment(path: str | Path) -> tuple[ExperimentConfig | None, list[Pro
     text = path.read_text(encoding="utf-8")
     try:
         data = yaml.safe_load(text)
-        lines = _line_map(yaml.compose(text))
+        lines = yaml_line_map(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise InputError(f"malformed YAML: {getattr(exc, 'problem', exc)}.", path=path,
                          line=mark.line + 1 if mark else None) from None
     if not isinstance(data, dict):
         raise InputError("an experiment file must be a YAML mapping.", path=path)
-    problems: list[Problem] = []
-    try:
-        cfg = parse_dataclass(ExperimentConfig, data, "", problems)
-    except _Broken:
+    parsed = parse_dataclass(ExperimentConfig, data)
+    problems = [Problem(p.field, p.message, p.fix) for p in parsed.problems]
+    if parsed.value is None:
         return None, problems, lines
-    return cfg, problems + cross_field_problems(cfg), lines
+    return parsed.value, problems + cross_field_problems(parsed.value), lines
 
 
 def load_experiment(path: str | Path) -> ExperimentConfig:

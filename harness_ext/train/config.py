@@ -1,22 +1,25 @@
 """The trainer's configuration: one dataclass whose fields carry their help text.
 
 A run is configured from a preset, a YAML file, and `key=value` overrides, in that order. Every
-key is checked against the dataclass: an unknown key is an error with a did-you-mean, a value of
-the wrong type or outside its allowed set names the field, the value seen and what is allowed.
+key is checked against the dataclass by the package's one config parser (harness_ext.core.config):
+an unknown key is an error with a did-you-mean, a value of the wrong type or outside its allowed set
+names the field (and its line in a YAML file), the value seen and what is allowed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness_ext.core.errors import ConfigError, InputError, did_you_mean
+from harness_ext.core.config import ParseStyle, parse_dataclass, read_yaml_mapping
+from harness_ext.core.errors import ConfigError, did_you_mean
 
-NEFTUNE_SCALINGS = ("reference", "hf")
+NEFTUNE_SCALINGS = ("reference", "hf", "padded")
+NO_STEP_LIMIT = -1  # max_steps value meaning "run num_train_epochs", as transformers' TrainingArguments has it
+_STYLE = ParseStyle(kind="train option", unknown_fix="run `harness-ext train --help` for the list of options.",
+                    text=True)
 OVERLENGTH_POLICIES = ("truncate", "drop")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial")
 
@@ -50,12 +53,15 @@ class TrainConfig:
         OVERLENGTH_POLICIES,
     )
     num_train_epochs: float = _f(3.0, "Epochs over the training data.")
-    max_steps: int = _f(-1, "Stop after this many optimizer steps (-1: run all epochs).")
+    max_steps: int = _f(NO_STEP_LIMIT, "Stop after this many optimizer steps; -1 (the only value below 1 "
+                        "allowed, as in transformers): no limit, run num_train_epochs.")
     learning_rate: float = _f(2e-5, "Peak learning rate.")
     lr_scheduler_type: str = _f("linear", "Learning-rate schedule.", SCHEDULERS)
     warmup_ratio: float = _f(0.0, "Fraction of steps spent warming up the learning rate.")
     weight_decay: float = _f(0.0, "AdamW weight decay.")
     max_grad_norm: float = _f(1.0, "Gradient clipping norm.")
+    adam_beta1: float = _f(0.9, "AdamW beta1.")
+    adam_beta2: float = _f(0.999, "AdamW beta2 (the paper's 1k recipe: 0.95, from the authors' scripts).")
     effective_batch_size: int = _f(
         128, "Examples per optimizer step over all devices; gradient accumulation is derived from it."
     )
@@ -68,8 +74,13 @@ class TrainConfig:
     neftune_scaling: str = _f(
         "reference",
         "NEFTune noise scale: 'reference' (alpha/sqrt(true_len*d) per example, no noise on padding, "
-        "per sequence under packing) or 'hf' (transformers' alpha/sqrt(padded_len*d), noise on padding).",
+        "per sequence under packing), 'hf' (transformers' alpha/sqrt(padded_len*d) with our length-grouped "
+        "batches, noise on padding) or 'padded' (alpha/sqrt(max_length*d) on every real token: what the "
+        "paper's authors got by padding every example to max_length; the paper presets use it).",
         NEFTUNE_SCALINGS,
+    )
+    preset: str | None = _f(
+        None, "The preset this config started from (set by --preset; the model card names its Table 3 row)."
     )
     seed: int = _f(42, "Random seed (data order, initialisation of LoRA weights, NEFTune noise).")
     bf16: bool = _f(False, "Train in bfloat16 mixed precision (needs a GPU with bf16 support; transformers refuses it on CPU).")
@@ -101,35 +112,27 @@ class TrainConfig:
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "config", base: TrainConfig | None = None) -> TrainConfig:
-        """Build a config from `data` on top of `base`; unknown keys and bad values are ConfigErrors."""
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config", base: TrainConfig | None = None,
+                  lines: dict[str, int] | None = None) -> TrainConfig:
+        """Build a config from `data` on top of `base`; unknown keys and bad values are ConfigErrors.
+        `lines` (option -> line in the file `source`) puts the line into the error."""
         cfg, problems = cls.collect(data, base=base)
         if problems:
-            raise _located(source, problems[0][1])
+            key, exc = problems[0]
+            line = (lines or {}).get(key)
+            raise _located(f"{source}:{line}" if line else source, exc)
         return cfg
 
     @classmethod
     def collect(cls, data: dict[str, Any], *, base: TrainConfig | None = None, ranges: bool = True
                 ) -> tuple[TrainConfig, list[tuple[str, ConfigError]]]:
         """Like from_dict, but returns every problem instead of raising the first: (option, error)
-        pairs, in key order and then (with `ranges`) the range checks. An option with a bad value
-        keeps `base`'s."""
-        values = dataclasses.asdict(base) if base is not None else {}
-        types_ = _field_types()
-        problems: list[tuple[str, ConfigError]] = []
-        for key, raw in data.items():
-            if key not in types_:
-                problems.append((key, ConfigError(
-                    f"unknown train option '{key}'.{did_you_mean(key, types_)}",
-                    hint="run `harness-ext train --help` for the list of options.",
-                )))
-                continue
-            try:
-                values[key] = _coerce(key, raw, types_[key])
-            except ConfigError as exc:
-                problems.append((key, exc))
-        cfg = cls(**values)
-        return cfg, problems + (cfg.problems() if ranges else [])
+        pairs, unknown keys first, then bad values in field order, then (with `ranges`) the range
+        checks. An option with a bad value keeps `base`'s."""
+        parsed = parse_dataclass(cls, data, style=_STYLE, base=base if base is not None else cls())
+        assert parsed.value is not None  # every field has a default, so the config is always built
+        problems = [(p.field, ConfigError(p.message, hint=p.fix)) for p in parsed.problems]
+        return parsed.value, problems + (parsed.value.problems() if ranges else [])
 
     def validate(self, source: str = "config") -> None:
         """Check ranges and choices; raise a ConfigError naming the field."""
@@ -165,8 +168,20 @@ class TrainConfig:
         if self.neftune_alpha is not None and self.neftune_alpha < 0:
             out.append(("neftune_alpha", ConfigError(
                 f"neftune_alpha={self.neftune_alpha} must be >= 0 (or null for off).")))
-        if self.num_train_epochs <= 0 and self.max_steps <= 0:
-            out.append(("max_steps", ConfigError("set num_train_epochs > 0 or max_steps > 0.")))
+        if self.max_steps < 1 and self.max_steps != NO_STEP_LIMIT:
+            out.append(("max_steps", ConfigError(
+                f"max_steps={self.max_steps} is not allowed: it is a number of optimizer steps >= 1, or "
+                f"{NO_STEP_LIMIT} for no limit.",
+                hint=f"give max_steps a positive number of steps, or max_steps={NO_STEP_LIMIT} to train "
+                f"num_train_epochs={self.num_train_epochs:g} epochs.",
+            )))
+        elif self.num_train_epochs <= 0 and self.max_steps == NO_STEP_LIMIT:
+            out.append(("num_train_epochs", ConfigError(
+                f"num_train_epochs={self.num_train_epochs:g} with max_steps={NO_STEP_LIMIT} trains nothing.",
+                hint="set num_train_epochs > 0 or max_steps > 0.")))
+        if not (0.0 <= self.adam_beta1 < 1.0 and 0.0 <= self.adam_beta2 < 1.0):
+            out.append(("adam_beta2" if self.adam_beta1 < 1.0 else "adam_beta1", ConfigError(
+                f"adam_beta1={self.adam_beta1} and adam_beta2={self.adam_beta2} must be in [0, 1).")))
         if self.ifs_every < 0 or self.ifs_patience < 0:
             out.append(("ifs_every", ConfigError("ifs_every and ifs_patience must be >= 0.")))
         return out
@@ -194,52 +209,8 @@ def help_epilog() -> str:
     return "\n".join(lines)
 
 
-def _field_types() -> dict[str, Any]:
-    hints = typing.get_type_hints(TrainConfig)
-    return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
-
-
 def _located(source: str, exc: ConfigError) -> ConfigError:
     return ConfigError(f"{source}: {exc.message}", hint=exc.hint)
-
-
-def _coerce(key: str, raw: Any, tp: Any) -> Any:
-    """Convert `raw` (from YAML or a `key=value` string) to the field's type, or raise."""
-    optional = False
-    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        optional = len(args) < len(typing.get_args(tp))
-        tp = args[0]
-    if isinstance(raw, str) and raw.strip().lower() in ("null", "none", "~") and optional:
-        return None
-    if raw is None:
-        if optional:
-            return None
-        raise ConfigError(f"{key} may not be null.", hint=f"give a value of type {tp.__name__}.")
-    try:
-        if tp is bool:
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text in ("true", "1", "yes", "on"):
-                return True
-            if text in ("false", "0", "no", "off"):
-                return False
-            raise ValueError(text)
-        if tp is int:
-            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
-                raise ValueError(raw)
-            return int(float(raw)) if isinstance(raw, str) and "e" in raw.lower() else int(raw)
-        if tp is float:
-            if isinstance(raw, bool):
-                raise ValueError(raw)
-            return float(raw)
-        return str(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"{key}={raw!r} is not a valid {tp.__name__}.",
-            hint=f"give {key} a value of type {tp.__name__}, e.g. {key}={TrainConfig.__dataclass_fields__[key].default!r}.",
-        ) from None
 
 
 def parse_overrides(items: list[str]) -> dict[str, str]:
@@ -251,26 +222,27 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
             raise ConfigError(
                 f"override '{item}' is not of the form key=value.", hint="write e.g. learning_rate=1e-5"
             )
+        if key.strip() == "preset":
+            raise ConfigError("preset=... on the command line would rename the config without loading the preset.",
+                              hint=f"use --preset {value.strip() or 'NAME'} (or `preset:` in a --config file).")
         out[key.strip()] = value.strip()
     return out
 
 
-def load_config_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
-    """Read a YAML config: returns (preset named by its optional `preset:` key, the other keys)."""
-    import yaml
+@dataclass
+class ConfigFile:
+    """A training YAML file: the preset its optional `preset:` key names, the other options, and
+    each option's line (for error locations)."""
 
+    path: Path
+    preset: str | None
+    values: dict[str, Any]
+    lines: dict[str, int]
+
+
+def load_config_file(path: str | Path) -> ConfigFile:
+    """Read a YAML training config (InputError when missing, malformed or not a mapping)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError("config file not found.", path=path, hint="check the --config path.")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(
-            f"malformed YAML: {getattr(exc, 'problem', exc)}.", path=path,
-            line=mark.line + 1 if mark is not None else None, hint="fix the YAML syntax.",
-        ) from None
-    if not isinstance(data, dict):
-        raise InputError(f"expected a mapping of option: value, found {type(data).__name__}.", path=path)
+    data, lines = read_yaml_mapping(path, what="config file")
     preset = data.pop("preset", None)
-    return (str(preset) if preset is not None else None), data
+    return ConfigFile(path, str(preset) if preset is not None else None, data, lines)

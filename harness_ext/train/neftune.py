@@ -1,6 +1,6 @@
 """NEFTune: uniform noise on the input embeddings during training (Jain et al., arXiv 2310.05914).
 
-Two scalings, both named options:
+Three scalings, each a named option (``neftune_scaling``):
 
 * ``reference`` (default): the paper's Algorithm 1 as its authors run it on padded batches. Each
   example i gets noise drawn from U(-1, 1) * alpha / sqrt(L_i * d), where L_i is the example's own
@@ -9,6 +9,11 @@ Two scalings, both named options:
   is scaled by its own length, which is what transformers issue #34659 asks for.
 * ``hf``: transformers' built-in hook: alpha / sqrt(T * d) with T the padded row length, and
   noise on padding as well. Kept for comparison with runs made with ``neftune_noise_alpha``.
+* ``padded``: what the "Long Is More" authors' runs got. Their FastChat trainer pads every example
+  to ``model_max_length`` and transformers' hook then scales by that padded length, so every token
+  gets alpha / sqrt(max_length * d), whatever the example's length or the batch it lands in. We
+  give real tokens exactly that magnitude and leave padding alone (their padding got noise too, but
+  it is masked out of attention and loss, so it changes nothing the model learns).
 
 The noise is added by a forward hook on the input embedding that acts only while the embedding
 module is in training mode, so evaluation, generation and the IFS callback see clean embeddings.
@@ -39,10 +44,19 @@ def token_lengths(mask, position_ids=None):
     return counts.gather(1, seg) * mask
 
 
-def noise_scale(scaling: str, alpha: float, mask, position_ids, width: int):
-    """Per-token noise magnitude ([B, T] float32): the half-width of the uniform noise."""
+SCALINGS = ("reference", "hf", "padded")
+
+
+def noise_scale(scaling: str, alpha: float, mask, position_ids, width: int, max_length: int | None = None):
+    """Per-token noise magnitude ([B, T] float32): the half-width of the uniform noise.
+
+    `max_length` is the length every row is taken to be padded to under the ``padded`` scaling."""
     import torch
 
+    if scaling == "padded":
+        if not max_length:
+            raise ConfigError("neftune_scaling='padded' needs the max_length rows are padded to.")
+        return alpha / (max_length * width) ** 0.5 * mask.float()
     if scaling == "hf":
         value = alpha / (mask.size(1) * width) ** 0.5
         return torch.full(mask.shape, value, dtype=torch.float32, device=mask.device)
@@ -50,14 +64,25 @@ def noise_scale(scaling: str, alpha: float, mask, position_ids, width: int):
     return alpha / torch.sqrt(lengths * width) * mask.float()
 
 
+def from_config(config) -> NEFTune | None:
+    """The hook a TrainConfig asks for (alpha, scaling, and max_length for ``padded``), or None when off."""
+    if not config.neftune_alpha:
+        return None
+    return NEFTune(config.neftune_alpha, config.neftune_scaling, config.max_length)
+
+
 class NEFTune:
     """A NEFTune hook pair attached to a model; `detach()` removes it."""
 
-    def __init__(self, alpha: float, scaling: str = "reference") -> None:
-        if scaling not in ("reference", "hf"):
-            raise ConfigError(f"neftune_scaling='{scaling}' is not allowed.", hint="use 'reference' or 'hf'.")
+    def __init__(self, alpha: float, scaling: str = "reference", max_length: int | None = None) -> None:
+        if scaling not in SCALINGS:
+            raise ConfigError(f"neftune_scaling='{scaling}' is not allowed.", hint=f"use one of: {', '.join(SCALINGS)}")
+        if scaling == "padded" and not (max_length and max_length > 0):
+            raise ConfigError(f"neftune_scaling='padded' needs a positive max_length, got {max_length!r}.",
+                              hint="set max_length to the length the authors padded to (2048 for the 1k recipe).")
         self.alpha = float(alpha)
         self.scaling = scaling
+        self.max_length = max_length
         self._batch: dict[str, Any] = {}
         self._handles: list[Any] = []
         self.last_scale = None  # the per-token magnitude of the last noisy call (read by tests, logs)
@@ -91,7 +116,7 @@ class NEFTune:
             mask = torch.ones(shape, dtype=torch.long, device=output.device)
         if position_ids is not None and tuple(position_ids.shape) != tuple(shape):
             position_ids = None
-        scale = noise_scale(self.scaling, self.alpha, mask, position_ids, output.size(-1))
+        scale = noise_scale(self.scaling, self.alpha, mask, position_ids, output.size(-1), self.max_length)
         self.last_scale = scale.detach()
         noise = torch.empty(output.shape, dtype=torch.float32, device=output.device).uniform_(-1.0, 1.0)
         return output + (noise * scale.unsqueeze(-1)).to(output.dtype)

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from harness_ext.train.callbacks import (
     make_log_callback,
     rewind_log,
 )
-from harness_ext.train.card import render_card, selection_report
+from harness_ext.train.card import CardInputs, recipe_record, render_card, selection_report
 from harness_ext.train.config import TrainConfig
 from harness_ext.train.data import (
     ResponseOnlyCollator,
@@ -44,6 +45,7 @@ from harness_ext.train.data import (
     special_prefix,
     tokenize_examples,
 )
+from harness_ext.train.neftune import from_config as neftune_for
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +137,7 @@ def train(config: TrainConfig, data: str | os.PathLike[str], out: str | os.PathL
             hint="rerun with the original settings to resume, or choose a new --out folder.",
         )
     try:
-        return _train(config, data, data_sha, out, key, tone_classifier, instructions, callbacks)
+        return _train(_Run(config, data, data_sha, out, key, tone_classifier, instructions, callbacks))
     except RuntimeError as exc:
         if "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError":
             raise StageError(f"training ran out of memory ({str(exc).splitlines()[0][:200]}).", hint=OOM_HINT) from exc
@@ -233,6 +235,8 @@ def _training_args(config: TrainConfig, ckpt_root: Path):
         warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
         weight_decay=config.weight_decay,
         max_grad_norm=config.max_grad_norm,
+        adam_beta1=config.adam_beta1,
+        adam_beta2=config.adam_beta2,
         logging_steps=config.logging_steps,
         save_strategy="steps",
         save_steps=config.save_steps,
@@ -274,85 +278,139 @@ def _make_trainer(*, group_by_length: bool, **kwargs: Any):
     return LengthGroupedTrainer(**kwargs)
 
 
-def _train(config: TrainConfig, data: Path, data_sha: str, out: Path, key: str,
-           tone_classifier: ToneClassifier | None, instructions: list[str], extra_callbacks: Sequence[Any]) -> Path:
-    from datasets import Dataset
-    from transformers.trainer_utils import get_last_checkpoint
+@dataclass
+class _Run:
+    """What one call of train() works on; passed between the steps below instead of long argument lists."""
 
-    from harness_ext.llm.formats import get_format
-    from harness_ext.train.neftune import NEFTune
+    config: TrainConfig
+    data: Path
+    data_sha: str
+    out: Path
+    key: str
+    tone_classifier: ToneClassifier | None = None
+    instructions: list[str] = field(default_factory=list)
+    extra_callbacks: Sequence[Any] = ()
 
-    ckpt_root = out / CHECKPOINTS
+
+@dataclass
+class _Prepared:
+    """Everything loaded before the first file is written: a failure up to here leaves `out` as it was."""
+
+    args: Any
+    base: Path
+    tokenizer: Any
+    fmt: Any
+    tokenized: Any
+    model: Any
+    classifier: ToneClassifier | None
+
+    @property
+    def is_main(self) -> bool:
+        return self.args.process_index == 0
+
+
+def _train(run: _Run) -> Path:
+    prep = _prepare(run)
+    resumed_step, last, history = _resume_point(run, prep)
+    train_log = TrainLog(run.out / LOG_FILE, history) if prep.is_main else None
+    trainer = _make_trainer(
+        model=prep.model, args=prep.args, train_dataset=_dataset(prep.tokenized.rows),
+        data_collator=ResponseOnlyCollator(prep.tokenizer.pad_token_id), processing_class=prep.tokenizer,
+        callbacks=_callbacks(run, prep, train_log, history), group_by_length=run.config.group_by_length,
+    )
+    hook = neftune_for(run.config)
+    if hook:
+        hook.attach(trainer.model)
     try:
-        args = _training_args(config, ckpt_root)
+        trainer.train(resume_from_checkpoint=last)
+    finally:
+        if hook:
+            hook.detach()
+        if train_log:
+            train_log.close()
+    summary = _summary(trainer.state, resumed_step, prep.args.world_size)
+    _save_final(trainer, run, prep, summary)
+    return run.out
+
+
+def _prepare(run: _Run) -> _Prepared:
+    """Training arguments, tokenizer, tokenized data, model and IFS classifier (nothing written yet)."""
+    from harness_ext.llm.formats import get_format
+
+    config = run.config
+    try:
+        args = _training_args(config, run.out / CHECKPOINTS)
     except ValueError as exc:  # transformers' own checks, e.g. bf16 without hardware support
         raise ConfigError(
             f"transformers rejected the training arguments: {str(exc).splitlines()[0]}",
             hint="on a machine without a bf16-capable GPU set bf16=false; see `harness-ext train --help`.",
         ) from None
-    world_size, is_main = args.world_size, args.process_index == 0
     base = resolve_base_model(config.base_model)
     tokenizer = _load_tokenizer(base)
     fmt = get_format(config.prompt_format, tokenizer)
-    tokenized = tokenize_examples(data, tokenizer, fmt, max_length=config.max_length, overlength=config.overlength)
-    data_report = tokenized.report()
-    log.info("data: %s", data_report)
+    tokenized = tokenize_examples(run.data, tokenizer, fmt, max_length=config.max_length, overlength=config.overlength)
+    log.info("data: %s", tokenized.report())
     # Everything that can still fail on the user's settings (LoRA targets, the IFS classifier) runs
     # before the first file is written, so such a failure leaves `out` as it was.
     model = _load_model(base, config)
-    classifier = (tone_classifier or load_classifier(config.ifs_classifier)) if config.ifs_every else None
+    classifier = (run.tone_classifier or load_classifier(config.ifs_classifier)) if config.ifs_every else None
+    return _Prepared(args, base, tokenizer, fmt, tokenized, model, classifier)
 
+
+def _resume_point(run: _Run, prep: _Prepared) -> tuple[int, str | None, list[dict[str, Any]]]:
+    """Record what the resumable state belongs to; return (resumed step, checkpoint or None, log so far)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    ckpt_root = run.out / CHECKPOINTS
     ckpt_root.mkdir(parents=True, exist_ok=True)
-    if is_main:
-        atomic_write_json(ckpt_root / RUN_FILE, {"run_key": key, "config": config.to_dict(), "data_sha256": data_sha})
-    last = last_complete_checkpoint(ckpt_root) if is_main or world_size == 1 else get_last_checkpoint(str(ckpt_root))
+    if prep.is_main:
+        atomic_write_json(ckpt_root / RUN_FILE, {"run_key": run.key, "config": run.config.to_dict(),
+                                                  "data_sha256": run.data_sha})
+    single = prep.args.world_size == 1
+    last = last_complete_checkpoint(ckpt_root) if prep.is_main or single else get_last_checkpoint(str(ckpt_root))
     resumed_step = int(read_json(Path(last) / "trainer_state.json")["global_step"]) if last else 0
-    history = rewind_log(out / LOG_FILE, resumed_step) if is_main else []
+    history = rewind_log(run.out / LOG_FILE, resumed_step) if prep.is_main else []
     if last:
         log.info("resuming from %s (step %d)", last, resumed_step)
+    return resumed_step, last, history
 
-    train_log = TrainLog(out / LOG_FILE, history) if is_main else None
+
+def _callbacks(run: _Run, prep: _Prepared, train_log: TrainLog | None, history: list[dict[str, Any]]) -> list[Any]:
+    config = run.config
     callbacks: list[Any] = [make_log_callback(train_log)] if train_log else []
-    if classifier is not None:
+    if prep.classifier is not None:
         callbacks.append(make_ifs_callback(
-            classifier=classifier, instructions=instructions, fmt=fmt,
-            tokenizer=tokenizer, every=config.ifs_every, max_new_tokens=config.ifs_max_new_tokens,
-            patience=config.ifs_patience, min_delta=config.ifs_min_delta, prefix=special_prefix(tokenizer),
+            classifier=prep.classifier, instructions=run.instructions, fmt=prep.fmt,
+            tokenizer=prep.tokenizer, every=config.ifs_every, max_new_tokens=config.ifs_max_new_tokens,
+            patience=config.ifs_patience, min_delta=config.ifs_min_delta, prefix=special_prefix(prep.tokenizer),
             write=train_log.write if train_log else (lambda record: None), history=history,
         ))
-    callbacks.extend(extra_callbacks)
-    trainer = _make_trainer(
-        model=model, args=args, train_dataset=Dataset.from_list(tokenized.rows),
-        data_collator=ResponseOnlyCollator(tokenizer.pad_token_id), processing_class=tokenizer, callbacks=callbacks,
-        group_by_length=config.group_by_length,
-    )
-    neftune = NEFTune(config.neftune_alpha, config.neftune_scaling).attach(trainer.model) \
-        if config.neftune_alpha else None
-    try:
-        trainer.train(resume_from_checkpoint=last)
-    finally:
-        if neftune:
-            neftune.detach()
-        if train_log:
-            train_log.close()
-    state = trainer.state
+    callbacks.extend(run.extra_callbacks)
+    return callbacks
+
+
+def _dataset(rows: list[dict[str, Any]]):
+    from datasets import Dataset
+
+    return Dataset.from_list(rows)
+
+
+def _summary(state, resumed_step: int, world_size: int) -> dict[str, Any]:
     losses = [h["loss"] for h in state.log_history if "loss" in h]
-    stopped_early = bool(state.global_step < state.max_steps)
-    summary = {
+    return {
         "global_step": state.global_step, "max_steps": state.max_steps, "epoch": state.epoch,
         "final_loss": losses[-1] if losses else None,
         "real_tokens": int(getattr(state, "num_input_tokens_seen", 0) or 0),
-        "resumed_from_step": resumed_step, "stopped_early": stopped_early, "world_size": world_size,
+        "resumed_from_step": resumed_step, "stopped_early": bool(state.global_step < state.max_steps),
+        "world_size": world_size,
     }
-    _save_final(trainer, tokenizer, config, out, data, data_sha, key, base, data_report, summary, is_main)
-    return out
 
 
-def _save_final(trainer, tokenizer, config: TrainConfig, out: Path, data: Path, data_sha: str, key: str,
-                base: Path, data_report: dict[str, Any], summary: dict[str, Any], is_main: bool) -> None:
+def _save_final(trainer, run: _Run, prep: _Prepared, summary: dict[str, Any]) -> None:
     """Write the checkpoint into a sibling folder and move it into `out` only when complete."""
     from harness_ext.llm.formats import save_format
 
+    config, out, tokenizer, is_main = run.config, run.out, prep.tokenizer, prep.is_main
     tmp = out / ".final.partial"  # a fixed name: every rank of a distributed run must agree on it
     if is_main and tmp.exists():
         shutil.rmtree(tmp)
@@ -373,17 +431,19 @@ def _save_final(trainer, tokenizer, config: TrainConfig, out: Path, data: Path, 
     tokenizer.save_pretrained(tmp)
     (tmp / "training_args.bin").unlink(missing_ok=True)
     save_format(tmp, config.prompt_format)
-    prov = provenance(config=config.to_dict(), data=str(data), data_sha256=data_sha)
-    selection = selection_report(data)
-    atomic_write_text(tmp / "README.md", render_card(
-        config=config, base_model=config.base_model, base_path=base, data=data, data_sha256=data_sha,
+    data_report = prep.tokenized.report()
+    prov = provenance(config=config.to_dict(), data=str(run.data), data_sha256=run.data_sha)
+    selection = selection_report(run.data)
+    atomic_write_text(tmp / "README.md", render_card(CardInputs(
+        config=config, base_path=prep.base, data=run.data, data_sha256=run.data_sha,
         selection=selection, data_report=data_report, result=summary, prov=prov,
-    ))
+    )))
     for item in sorted(tmp.iterdir()):
         os.replace(item, out / item.name)
     tmp.rmdir()
     atomic_write_json(out / REPORT_FILE, {
-        "run_key": key, "result": summary, "data": data_report, "config": config.to_dict(),
+        "run_key": run.key, "result": summary, "data": data_report, "config": config.to_dict(),
+        "recipe": recipe_record(config),
         "selection_report": selection["path"] if selection else None, "provenance": prov,
     })
     if not config.keep_checkpoints:
