@@ -11,8 +11,6 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tiny_models import build_tiny_llama  # noqa: E402
-
 from harness_ext.core.errors import ConfigError  # noqa: E402
 from harness_ext.selection.ifd import ScoreConfig, Scorer, row_key  # noqa: E402
 
@@ -26,9 +24,9 @@ ROWS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny"))
+@pytest.fixture
+def tiny(tiny_model_dir):
+    return tiny_model_dir
 
 
 def direct_ifd(path, instruction, input_text, response, max_length):
