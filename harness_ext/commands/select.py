@@ -74,7 +74,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness_ext.selection.strategies import select_to_dir
+    from harness_ext.selection.run import select_to_dir
 
     data, k = args.data, args.k
     if data is None:
