@@ -105,3 +105,34 @@ def test_bad_lengths_are_config_errors():
 def _write_alpaca(path, rows):
     path.write_text(json.dumps([{"instruction": i, "input": x, "output": o} for i, x, o in rows]))
     return path
+
+
+def test_ifd_strategy_and_score_fields_through_select_to_dir(tiny, tmp_path, monkeypatch):
+    from harness_ext.selection.run import select_to_dir
+
+    rows = [(f"Task {i}: describe item {i}.", "", f"Item {i} is " + "a fine thing " * (i % 7 + 1)) for i in range(30)]
+    data = _write_alpaca(tmp_path / "pool.json", rows)
+    calls = []
+    real = Scorer.forward
+    monkeypatch.setattr(Scorer, "forward", lambda self, *a: calls.append(1) or real(self, *a))
+    rep = select_to_dir(data, tmp_path / "ifd", strategy="ifd", k=5, unit="words", score_model=str(tiny),
+                        ifd_below=1e9)
+    assert calls and rep["counts"]["selected"] == 5
+    scores = [json.loads(x) for x in (tmp_path / "ifd" / "scores.jsonl").read_text().splitlines()]
+    assert len(scores) == 30 and {s["row"] for s in scores} == set(range(30))
+    want = sorted(scores, key=lambda s: (-s["ifd"], s["row"]))[:5]
+    picked = [json.loads(x) for x in (tmp_path / "ifd" / "selected.jsonl").read_text().splitlines()]
+    assert [p["row"] for p in picked] == sorted(s["row"] for s in want)
+    assert all("ifd" in p["metadata"] for p in picked)
+
+    # the usual IFD < 1 filter: rows at or above it are set aside, counted by reason
+    cut = sorted(s["ifd"] for s in scores)[10]
+    rep = select_to_dir(data, tmp_path / "ifd1", strategy="ifd", k=5, unit="words", score_model=str(tiny),
+                        ifd_below=cut)
+    assert rep["drops"][f"ifd_not_below:{cut:g}"] == 20
+
+    # a second strategy on the same pool reads the cached scores: no model call at all
+    calls.clear()
+    rep = select_to_dir(data, tmp_path / "top", strategy="top-score", score_field="ifd", k=3, unit="words",
+                        score_model=str(tiny))
+    assert calls == [] and rep["counts"]["selected"] == 3
