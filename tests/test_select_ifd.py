@@ -136,3 +136,17 @@ def test_ifd_strategy_and_score_fields_through_select_to_dir(tiny, tmp_path, mon
     rep = select_to_dir(data, tmp_path / "top", strategy="top-score", score_field="ifd", k=3, unit="words",
                         score_model=str(tiny))
     assert calls == [] and rep["counts"]["selected"] == 3
+
+
+@pytest.mark.parametrize("name", ["selection-ablation-demo", "selection-ablation"])
+def test_ablation_experiments_pass_the_option_check(name):
+    """Every arm's strategy and options are known to the experiment check (data paths aside)."""
+    from harness_ext.core.paths import resources_dir
+    from harness_ext.pipeline.check import check_experiment
+    from harness_ext.pipeline.experiment import load_experiment
+
+    path = resources_dir() / "experiments" / f"{name}.yaml"
+    problems = check_experiment(load_experiment(path), path.parent)
+    assert [p for p in problems if ".select" in p.field] == []
+    strategies = {a.select.strategy for a in load_experiment(path).arms}
+    assert strategies == {"longest", "ifd", "diverse", "score-threshold", "random"}

@@ -10,8 +10,8 @@ import pytest
 
 from harness_ext.core.errors import ConfigError
 from harness_ext.selection.run import select_to_dir
-from harness_ext.selection.strategies import largest_remainder
 from harness_ext.selection.scan import scan
+from harness_ext.selection.strategies import largest_remainder
 from harness_ext.selection.units import make_unit
 
 
