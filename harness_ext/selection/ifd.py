@@ -266,7 +266,8 @@ class Scorer:
         return torch.cat(parts).double().cpu()
 
     # -- rows ------------------------------------------------------------------------------------
-    def score_tokenized(self, rows: Sequence[Tokenized]) -> dict[str, RowScore]:
+    def score_tokenized(self, rows: Sequence[Tokenized],
+                        tick: Callable[[int], None] | None = None) -> dict[str, RowScore]:
         """Score rows (no cache): both sequences of every row, length-sorted into token-bounded batches."""
         seqs: list[tuple[int, str, list[int], int]] = []  # (row index, which, ids, first scored token)
         sums: dict[tuple[int, str], tuple[float, int]] = {}
@@ -286,6 +287,8 @@ class Scorer:
                 sums[(b[0], b[1])] = (tot, cnt)
                 if emb is not None:
                     embs[b[0]] = emb
+            if tick is not None:
+                tick(len(batch))
             batch.clear()
 
         for s in seqs:
@@ -343,13 +346,15 @@ class Scorer:
         from tqdm.auto import tqdm
 
         tok = self.tokenizer()
-        bar = tqdm(total=len(rows), desc=f"IFD scoring ({self.cfg.model})", unit="row",
+        # The bar counts sequences (two per row) so it moves, with an ETA, after every batch.
+        bar = tqdm(total=2 * len(rows), desc=f"IFD scoring {len(rows)} rows ({self.cfg.model})", unit="seq",
                    disable=not self.cfg.progress, mininterval=2.0)
         for start in range(0, len(rows), self.cfg.chunk_rows):
             chunk = rows[start: start + self.cfg.chunk_rows]
             toks = [tokenize_row(tok, *r, self.cfg.max_length) for r in chunk]
-            write_shard(folder, self.score_tokenized(toks))
-            bar.update(len(chunk))
+            write_shard(folder, self.score_tokenized(toks, tick=bar.update))
+            bar.n = 2 * (start + len(chunk))  # rows with a one-token response have one sequence
+            bar.refresh()
             if on_chunk is not None:
                 on_chunk(start + len(chunk))
         bar.close()
