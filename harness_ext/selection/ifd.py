@@ -360,6 +360,11 @@ class Scorer:
         bar.close()
 
 
+def is_main_process() -> bool:
+    """False in the secondary processes of an `accelerate launch` / torchrun run (RANK > 0)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _dist_state() -> Any:
     """accelerate's process state when launched with several processes; None otherwise."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:

@@ -23,7 +23,7 @@ from harness_ext.core.artifacts import (
 from harness_ext.core.errors import ConfigError, did_you_mean
 from harness_ext.data.exports import write_examples
 from harness_ext.selection.diversity import sentence_embeddings
-from harness_ext.selection.ifd import ScoreConfig, Scorer, row_key, superfiltering_prompt
+from harness_ext.selection.ifd import ScoreConfig, Scorer, is_main_process, row_key, superfiltering_prompt
 from harness_ext.selection.options import OPTIONS, RunOptions, parse_options
 from harness_ext.selection.report import build_report, plot_lengths
 from harness_ext.selection.scan import ScanResult, ScanSpec, scan
@@ -92,6 +92,8 @@ def select_to_dir(
     report = _report(run, scan_res, picked)
     report["timing_s"] = round(time.time() - started, 3)
     report["provenance"] = provenance(stage="select")
+    if not is_main_process():  # under `accelerate launch` every process scored; one writes
+        return report
     with staged_dir(out) as tmp:
         write_examples(selected, tmp)
         if scores:
