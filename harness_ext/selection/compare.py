@@ -186,10 +186,11 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     bx.set_yticks(range(len(names)), [n[:16] for n in names], fontsize=8)
     for i in range(len(names)):
         for j in range(len(names)):
-            bx.text(j, i, f"{result['jaccard'][i][j]:.2f}", ha="center", va="center", color="w", fontsize=8)
+            v = result["jaccard"][i][j]
+            bx.text(j, i, f"{v:.2f}", ha="center", va="center", color="k" if v > 0.5 else "w", fontsize=8)
     bx.set_title(f"Jaccard overlap (by {result['match_key']})")
     fig.colorbar(im, ax=bx)
-    fig.tight_layout()
+    fig.tight_layout(pad=1.5)
     fig.savefig(path, format="png")
     plt.close(fig)
     return path

@@ -255,8 +255,11 @@ def _rank_value(ex: Example, length: int, rank: str) -> float:
 
 @STRATEGIES.register("diverse")
 def diverse(pool: Pool, k: int | None, opts: Options) -> Picked:
-    """k-center greedy over embeddings (cosine); --diverse-rank picks the first center and, with
-    --diverse-oversample > 1, the k best among the diverse candidates ("longest among diverse")."""
+    """k-center greedy over embeddings (cosine); --diverse-oversample 2 keeps the longest among diverse.
+
+    --diverse-rank (length, none, or a numeric field) picks the first center and, with
+    --diverse-oversample > 1, the k best among the oversample * k diverse candidates.
+    """
     import numpy as np
 
     from harness_ext.selection.diversity import k_center_greedy
