@@ -9,8 +9,9 @@ import random
 import pytest
 
 from harness_ext.core.errors import ConfigError
-from harness_ext.selection.strategies import largest_remainder, select_to_dir
+from harness_ext.selection.run import select_to_dir
 from harness_ext.selection.scan import scan
+from harness_ext.selection.strategies import largest_remainder
 from harness_ext.selection.units import make_unit
 
 
@@ -214,3 +215,21 @@ def test_count_on_all_and_exact_stats(tmp_path):
     rep = select_to_dir(p, tmp_path / "ex", strategy="longest", k=1, unit="words", exact_stats=True)
     assert rep["lengths"]["pool"] == {"count": 3, "min": 1, "median": 2, "mean": 2.333, "max": 4,
                                       "complete": True, "not_measured": 0}
+
+
+def test_one_validator_for_select_options(tmp_path):
+    from harness_ext.selection.options import option_problems, parse_options
+
+    probs = option_problems("ifd", {"ifd_below": "x", "score_max_length": 0, "scor_model": "a", "k": 3,
+                                    "fmt": "alpacca"})
+    by_key = {p.key: p for p in probs}
+    assert set(by_key) == {"ifd_below", "score_max_length", "scor_model", "k", "fmt"}
+    assert "Did you mean 'score_model'?" in by_key["scor_model"].message
+    assert by_key["k"].fix == "set it as select.k."
+    assert parse_options("longest", 0, {"fmt": "alpaca"}, has_mix=False).fmt == "alpaca"
+    assert parse_options("longest", 0, {"format": "sharegpt", "fmt": "alpaca"}, has_mix=False).fmt == "sharegpt"
+    p = tmp_path / "d.json"
+    p.write_text(json.dumps([{"instruction": "a", "output": "b"}]))
+    with pytest.raises(ConfigError, match="diverse_oversample"):
+        select_to_dir(p, tmp_path / "o", strategy="diverse", k=1, unit="words", diverse_oversample=0.5)
+    assert not (tmp_path / "o").exists()

@@ -22,11 +22,6 @@ from typing import Any
 from harness_ext.core.errors import DependencyError, HarnessError, did_you_mean, unknown
 from harness_ext.pipeline.experiment import ExperimentConfig, Problem, SelectSpec, TrainSpec, problem
 
-# select.options keys that select_to_dir takes as its own arguments, and where they belong instead
-_SELECT_OWN = {"strategy": "select.strategy", "k": "select.k", "unit": "select.unit", "seed": "select.seed",
-               "source_field": "datasets.<name>.source_field"}
-_BOOL_OPTIONS = ("allow_fewer", "dedup", "exact_stats", "strict")
-
 
 def check_experiment(cfg: ExperimentConfig, base_dir: Path) -> list[Problem]:
     """Every problem a stage of `cfg` would stop on that can be seen without doing the work.
@@ -117,10 +112,9 @@ class _Checker:
         return self.out
 
     def select(self, at: str, sel: SelectSpec) -> None:
-        from harness_ext.data.loaders import check_format
+        from harness_ext.selection.options import option_problems
         from harness_ext.selection.strategies import STRATEGIES
-        from harness_ext.selection.run import OPTIONS
-        from harness_ext.selection.units import COUNT_ON, check_unit_spec
+        from harness_ext.selection.units import check_unit_spec
 
         self.attempt(f"{at}.strategy", lambda: STRATEGIES.get(sel.strategy))
         if self.attempt(f"{at}.unit", lambda: check_unit_spec(sel.unit)):
@@ -131,36 +125,12 @@ class _Checker:
                                         missing=Path(arg).expanduser(), folder=True))
         if sel.strategy != "dedup":
             self.at_least(f"{at}.k", sel.k, 1)
-        opts = sel.options
-        for key, value in opts.items():
-            field = f"{at}.options.{key}"
-            if key in _SELECT_OWN:
-                self.out.append(Problem(field, f"'{key}' is not a strategy option.", fix=f"set it as {_SELECT_OWN[key]}."))
-            elif key not in OPTIONS:
-                self.out.append(Problem(field, f"unknown selection option '{key}'.{did_you_mean(key, OPTIONS)}",
-                                        fix=f"allowed: {', '.join(sorted(OPTIONS))}"))
-            elif key == "count_on" and value not in COUNT_ON:
-                self.add(field, unknown("count-on value", str(value), COUNT_ON))
-            elif key == "mix_strategy":
-                if value == "mixture":
-                    self.out.append(Problem(field, "the mixture's inner strategy cannot itself be 'mixture'.",
-                                            fix="e.g. mix_strategy: longest"))
-                else:
-                    self.attempt(field, lambda v=value: STRATEGIES.get(str(v)))
-            elif key in ("fmt", "format", "mix_format"):
-                self.attempt(field, lambda v=value: check_format(str(v)))
-            elif key == "mix":
-                self.local_path(field, str(value), what="set A of the mixture (every example of it is kept)")
-            elif key in _BOOL_OPTIONS and not isinstance(value, bool):
-                self.out.append(Problem(field, f"expected true or false, got {value!r}."))
-            elif key == "threshold" and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                self.out.append(Problem(field, f"expected a number, got {value!r}."))
-            elif key == "workers" and value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                                             or value < 1):
-                self.out.append(Problem(field, f"expected a positive integer, got {value!r}."))
-        if sel.strategy == "mixture" and not opts.get("mix"):
-            self.out.append(Problem(f"{at}.strategy", "strategy 'mixture' needs set A.",
-                                    fix=f"add {at}.options.mix: PATH (every example of it is kept)."))
+        for p in option_problems(sel.strategy, sel.options):
+            self.out.append(Problem(f"{at}.{p.key}" if p.key == "strategy" else f"{at}.options.{p.key}",
+                                    p.message, fix=p.fix))
+        if sel.options.get("mix"):
+            self.local_path(f"{at}.options.mix", str(sel.options["mix"]),
+                            what="set A of the mixture (every example of it is kept)")
 
     def train(self, at: str, tr: TrainSpec) -> None:
         from harness_ext.train.config import TrainConfig
@@ -242,8 +212,8 @@ class _Checker:
 
     def judge(self) -> None:
         from harness_ext.judge.alpaca_eval import alpaca_config_names
-        from harness_ext.llm.client import KEY_ENVS, resolve_api_key, resolve_base_url
         from harness_ext.judge.scoring import RULES
+        from harness_ext.llm.client import KEY_ENVS, resolve_api_key, resolve_base_url
 
         cfg, j = self.cfg, self.cfg.judge
         assert j is not None

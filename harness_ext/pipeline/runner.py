@@ -149,7 +149,7 @@ class ExperimentRunner:
                     options["mix"] = resolve_data_path(str(options["mix"]), self.base_dir)
 
                 def run_select(out: Path, sel=sel, src=src, spec=spec, options=options) -> None:
-                    from harness_ext.selection.strategies import select_to_dir
+                    from harness_ext.selection.run import select_to_dir
 
                     select_to_dir(src, out, strategy=sel.strategy, k=sel.k, unit=sel.unit, seed=sel.seed,
                                   source_field=spec.source_field, **options)

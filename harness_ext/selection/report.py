@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from harness_ext import __version__
 
 if TYPE_CHECKING:
-    from harness_ext.selection.strategies import Picked
     from harness_ext.selection.scan import ScanResult
+    from harness_ext.selection.strategies import Picked
 
 
 def length_stats(lengths: Counter[int]) -> dict[str, Any]:

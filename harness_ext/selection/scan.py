@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness_ext.core.errors import ConfigError, HarnessError, InputError
+from harness_ext.core.records import Example
 from harness_ext.data.loaders import (
     RowConverter,
     check_file,
@@ -31,8 +33,6 @@ from harness_ext.data.loaders import (
     iter_raw_rows,
     parse_jsonl_line,
 )
-from harness_ext.core.errors import ConfigError, HarnessError, InputError
-from harness_ext.core.records import Example
 from harness_ext.selection.units import Unit, make_unit, measured_text
 
 BLOCK_ROWS = 512
@@ -173,85 +173,109 @@ def _peek_format(data: str | Path, fmt: str) -> str:
     return "auto"
 
 
-def scan(data: str | Path, *, unit: str, count_on: str = "response", mode: str = "longest",
-         k: int | None = None, fmt: str = "auto", source_field: str | None = None,
-         strict: bool = False, dedup: bool = False, prune: bool = True,
-         workers: int | None = None) -> ScanResult:
-    """One streaming pass; `mode` "longest"/"shortest" keeps the top k, "all" keeps every example.
+@dataclass
+class ScanSpec:
+    """What one pass measures and keeps (the scan's options, grouped)."""
 
-    `kept` is in rank order for longest/shortest (best first) and in row order for "all".
+    unit: str
+    count_on: str = "response"
+    mode: str = "longest"  # "longest", "shortest" or "all"
+    k: int | None = None
+    fmt: str = "auto"
+    source_field: str | None = None
+    strict: bool = False
+    dedup: bool = False
+    prune: bool = True
+    workers: int | None = None
+
+
+class _Collector:
+    """Parent side of the pass: folds worker replies into a ScanResult and the running top k."""
+
+    def __init__(self, spec: ScanSpec, result: ScanResult) -> None:
+        self.spec, self.result = spec, result
+        self.heap: list[tuple[int, int, Example]] = []
+        self.everything: list[tuple[Example, int]] = []
+        self.seen: set[bytes] = set()
+        self.threshold: int | None = None
+
+    def consume(self, reply: Any) -> None:
+        if reply[0] == "error":
+            raise _rebuild_error(reply[1], reply[2])
+        _, rows, drops, read, pruned, pruned_sources = reply
+        res, k, mode = self.result, self.spec.k, self.spec.mode
+        res.drops.update(drops)
+        res.rows_read += read
+        res.pruned += pruned
+        res.pool += pruned
+        res.sources.update(pruned_sources)
+        for row, key, ex, digest, source in rows:
+            if digest is not None:
+                if digest in self.seen:
+                    res.drops["duplicate"] += 1
+                    continue
+                self.seen.add(digest)
+            res.pool += 1
+            res.sources[source] += 1
+            if key is None:
+                res.pruned += 1
+                continue
+            res.lengths[abs(key)] += 1
+            if ex is None:
+                continue
+            if mode == "all":
+                self.everything.append((ex, key))
+            elif k is not None and len(self.heap) < k:
+                heapq.heappush(self.heap, (key, -row, ex))
+            elif k:
+                heapq.heappushpop(self.heap, (key, -row, ex))
+        if k and mode != "all" and len(self.heap) >= k:
+            self.threshold = self.heap[0][0]
+
+    def finish(self) -> ScanResult:
+        if self.spec.mode == "all":
+            self.result.kept = self.everything
+        else:
+            sign = -1 if self.spec.mode == "shortest" else 1
+            self.result.kept = [(ex, sign * key) for key, _neg_row, ex in sorted(self.heap, reverse=True)]
+        return self.result
+
+
+def scan(data: str | Path, spec: ScanSpec | None = None, **options: Any) -> ScanResult:
+    """One streaming pass; `spec.mode` "longest"/"shortest" keeps the top k, "all" keeps every example.
+
+    Pass a ScanSpec, or its fields as keywords. `kept` is in rank order for longest/shortest (best
+    first) and in row order for "all".
     """
-    if k is not None and k < 1 and mode != "all":
-        raise ConfigError(f"k must be at least 1 (got {k}).", hint="e.g. --k 1000")
+    spec = spec or ScanSpec(**options)
+    if spec.k is not None and spec.k < 1 and spec.mode != "all":
+        raise ConfigError(f"k must be at least 1 (got {spec.k}).", hint="e.g. --k 1000")
     where = str(data)
     is_hf = isinstance(data, str) and data.startswith("hf:")
     if not is_hf:
         check_file(data)
-    fmt = RowConverter(where, fmt).fmt
-    fmt = _peek_format(data, fmt)
-    job = _Job(where, fmt, source_field, strict, unit, count_on, mode,
-               prune and mode != "all" and k is not None, dedup)
+    fmt = _peek_format(data, RowConverter(where, spec.fmt).fmt)
+    job = _Job(where, fmt, spec.source_field, spec.strict, spec.unit, spec.count_on, spec.mode,
+               spec.prune and spec.mode != "all" and spec.k is not None, spec.dedup)
+    workers = spec.workers
     if workers is None:
         big = not is_hf and Path(data).stat().st_size >= PARALLEL_MIN_BYTES
         workers = min(2, os.cpu_count() or 1) if big else 1
-    result = ScanResult(kept=[], fmt=fmt, workers=workers)
-    heap: list[tuple[int, int, Example]] = []
-    everything: list[tuple[Example, int]] = []
-    seen: set[bytes] = set()
-    threshold: int | None = None
-
-    def consume(reply: Any) -> None:
-        nonlocal threshold
-        if reply[0] == "error":
-            raise _rebuild_error(reply[1], reply[2])
-        _, rows, drops, read, pruned, pruned_sources = reply
-        result.drops.update(drops)
-        result.rows_read += read
-        result.pruned += pruned
-        result.pool += pruned
-        result.sources.update(pruned_sources)
-        for row, key, ex, digest, source in rows:
-            if digest is not None:
-                if digest in seen:
-                    result.drops["duplicate"] += 1
-                    continue
-                seen.add(digest)
-            result.pool += 1
-            result.sources[source] += 1
-            if key is None:
-                result.pruned += 1
-                continue
-            result.lengths[abs(key)] += 1
-            if ex is None:
-                continue
-            if mode == "all":
-                everything.append((ex, key))
-            elif k is not None and len(heap) < k:
-                heapq.heappush(heap, (key, -row, ex))
-            elif k:
-                heapq.heappushpop(heap, (key, -row, ex))
-        if k and mode != "all" and len(heap) >= k:
-            threshold = heap[0][0]
-
+    col = _Collector(spec, ScanResult(kept=[], fmt=fmt, workers=workers))
     if workers <= 1:
         _init_worker(job)
         for block in _blocks(data, where):
-            consume(_process(block, threshold))
+            col.consume(_process(block, col.threshold))
     else:
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
         with ctx.Pool(workers, initializer=_init_worker, initargs=(job,)) as pool:
             pending: deque = deque()
             for block in _blocks(data, where):
-                pending.append(pool.apply_async(_process_safe, (block, threshold)))
+                pending.append(pool.apply_async(_process_safe, (block, col.threshold)))
                 while len(pending) > 2 * workers:
-                    consume(pending.popleft().get())
+                    col.consume(pending.popleft().get())
             while pending:
-                consume(pending.popleft().get())
-    if result.rows_read == 0:
+                col.consume(pending.popleft().get())
+    if col.result.rows_read == 0:
         raise InputError("holds no rows.", path=where, hint="point --data at a file with examples.")
-    if mode == "all":
-        result.kept = everything
-    else:
-        sign = -1 if mode == "shortest" else 1
-        result.kept = [(ex, sign * key) for key, _neg_row, ex in sorted(heap, reverse=True)]
-    return result
+    return col.finish()

@@ -3,7 +3,9 @@
 Each strategy is a registered function `(pool, k, opts) -> Picked`, where `pool` is a list of
 (example, length) pairs in original row order. Ties in length are always broken by original row
 order (lower row first), as in the paper's released Alpaca-1k-longest set (arXiv 2402.04833).
-`select_to_dir` (the pipeline entry point) lives in `selection_run` and is re-exported here.
+`select_to_dir` (the pipeline entry point) lives in `harness_ext.selection.run`.
+Strategies that need model scores (IFD, embeddings) say so in NEEDS; the run computes them first
+(harness_ext.selection.ifd) and puts them in each example's metadata and in `Options.embeddings`.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from harness_ext.core.errors import ConfigError
 from harness_ext.core.records import Example
 from harness_ext.core.registry import Registry
+from harness_ext.selection.ifd import IFD_FIELDS
 
 Pool = list[tuple[Example, int]]
 TIE_RULE = "equal lengths: lower original row index first"
@@ -45,9 +47,39 @@ class Options:
     mix_strategy: str = "longest"
     #: Set A of a mixture (every example kept), loaded by select_to_dir from --mix.
     mix_pool: Pool = field(default_factory=list)
+    #: IFD scoring (strategy ifd, score fields ifd/ppl_*, diverse without embed_model).
+    score_model: str = "smollm2-135m-instruct"
+    score_max_length: int = 1024
+    score_batch_tokens: int = 8192
+    #: Superfiltering's filter: only rows with IFD below this are eligible (select_data.py, 1).
+    ifd_below: float = 1.0
+    #: sentence-transformers model for the diverse strategy (default: the scoring model's hidden states).
+    embed_model: str | None = None
+    #: diverse: what ranks rows ("length", "none", or a numeric field such as ifd or score).
+    diverse_rank: str = "length"
+    #: diverse: greedy picks ceil(oversample * k) centers, then keeps the k best by diverse_rank.
+    diverse_oversample: float = 1.0
+    #: Row -> embedding, filled by the run for strategies that need embeddings.
+    embeddings: dict[int, Any] = field(default_factory=dict)
 
 
 STRATEGIES: Registry[Callable[[Pool, int | None, Options], Picked]] = Registry("strategy")
+#: Model scores a strategy needs before it runs: "ifd" (metadata fields) and/or "embeddings".
+NEEDS: dict[str, frozenset[str]] = {"ifd": frozenset({"ifd"}), "diverse": frozenset({"embeddings"})}
+
+
+def needed_scores(strategy: str, opts: Options) -> frozenset[str]:
+    """What the run must compute for `strategy` with `opts` (mixtures: their inner strategy's needs)."""
+    name = opts.mix_strategy if strategy == "mixture" else strategy
+    need = set(NEEDS.get(name, frozenset()))
+    if opts.score_field in IFD_FIELDS and name in ("top-score", "score-threshold"):
+        need.add("ifd")
+    if name == "diverse":
+        if opts.diverse_rank in IFD_FIELDS:
+            need.add("ifd")
+        if opts.embed_model is None:
+            need.add("ifd")  # the embeddings come from the scoring pass
+    return frozenset(need)
 
 
 def need_k(strategy: str, k: int | None, pool_size: int, allow_fewer: bool) -> int:
@@ -192,12 +224,62 @@ def mixture(pool: Pool, k: int | None, opts: Options) -> Picked:
                          **inner.notes})
 
 
+@STRATEGIES.register("ifd")
+def ifd_top(pool: Pool, k: int | None, opts: Options) -> Picked:
+    """Superfiltering: keep IFD < --ifd-below (1), then the k highest IFD (scored by a small LM)."""
+    eligible: list[tuple[Example, int, float]] = []
+    drops: Counter[str] = Counter()
+    for ex, n in pool:
+        v = ex.metadata.get("ifd")
+        if not isinstance(v, (int, float)) or math.isnan(v):
+            drops["ifd_undefined"] += 1
+        elif v >= opts.ifd_below:
+            drops[f"ifd_not_below:{opts.ifd_below:g}"] += 1
+        else:
+            eligible.append((ex, n, float(v)))
+    n = need_k("ifd", k, len(eligible), opts.allow_fewer)
+    top = sorted(eligible, key=lambda t: (-t[2], t[0].row))[:n]
+    return Picked(by_row([(ex, ln) for ex, ln, _ in top]), drops,
+                  notes={"ifd_below": opts.ifd_below, "eligible": len(eligible),
+                         "ifd_cutoff": top[-1][2] if top else None})
+
+
+def _rank_value(ex: Example, length: int, rank: str) -> float:
+    if rank == "length":
+        return float(length)
+    if rank == "none":
+        return 0.0
+    v = ex.metadata.get(rank)
+    return float(v) if isinstance(v, (int, float)) and not math.isnan(float(v)) else -math.inf
+
+
+@STRATEGIES.register("diverse")
+def diverse(pool: Pool, k: int | None, opts: Options) -> Picked:
+    """k-center greedy over embeddings (cosine); --diverse-oversample 2 keeps the longest among diverse.
+
+    --diverse-rank (length, none, or a numeric field) picks the first center and, with
+    --diverse-oversample > 1, the k best among the oversample * k diverse candidates.
+    """
+    import numpy as np
+
+    from harness_ext.selection.diversity import k_center_greedy
+
+    n = need_k("diverse", k, len(pool), opts.allow_fewer)
+    if opts.diverse_oversample < 1:
+        raise ConfigError(f"diverse_oversample must be at least 1 (got {opts.diverse_oversample}).", hint="e.g. 2")
+    missing = [ex.row for ex, _ in pool if ex.row not in opts.embeddings]
+    if missing:
+        raise ConfigError(f"{len(missing)} rows have no embedding (first: row {missing[0]}).",
+                          hint="run the diverse strategy through select_to_dir, which computes them.")
+    ranks = [_rank_value(ex, ln, opts.diverse_rank) for ex, ln in pool]
+    first = max(range(len(pool)), key=lambda i: (ranks[i], -pool[i][0].row))
+    m = min(len(pool), math.ceil(n * opts.diverse_oversample))
+    centers = k_center_greedy(np.stack([opts.embeddings[ex.row] for ex, _ in pool]), m, first=first)
+    best = sorted(centers, key=lambda i: (-ranks[i], pool[i][0].row))[:n]
+    return Picked(by_row([pool[i] for i in best]),
+                  notes={"candidates": m, "rank": opts.diverse_rank, "oversample": opts.diverse_oversample,
+                         "embeddings": opts.embed_model or f"hidden states of {opts.score_model}"})
+
+
 def strategies_help() -> str:
     return STRATEGIES.help_text()
-
-
-def select_to_dir(data: str | Path, out: str | Path, **kwargs: Any) -> dict[str, Any]:
-    """Select from `data` into folder `out`; see `harness_ext.selection.run.select_to_dir`."""
-    from harness_ext.selection.run import select_to_dir as run
-
-    return run(data, out, **kwargs)
