@@ -72,6 +72,7 @@ class LoopbackServer:
         max_lifetime: float = 900.0,
         fail_first: int = 0,
         api_key: str | None = None,
+        top_logprobs: Callable[[dict[str, Any]], dict[str, float]] | None = None,
     ) -> None:
         unknown = set(faults) - set(FAULTS)
         if unknown:
@@ -85,6 +86,9 @@ class LoopbackServer:
         self.max_lifetime = max_lifetime
         self.fail_first = fail_first  # the first N requests fail (deterministic fault tests)
         self.api_key = api_key  # when set, other keys get a 401 that echoes them, as real APIs do
+        # token -> probability of the first generated token; sent (as vLLM does) when a chat request
+        # asks for logprobs=true, limited to its top_logprobs most likely tokens
+        self.top_logprobs = top_logprobs
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -170,6 +174,11 @@ class LoopbackServer:
                 return self._rng.choice(self.faults)
         return None
 
+    def _logprobs(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        if self.top_logprobs is None or not body.get("logprobs"):
+            return None
+        return _first_token_logprobs(self.top_logprobs(body), int(body.get("top_logprobs") or 1))
+
     @staticmethod
     def _send_json(h: BaseHTTPRequestHandler, status: int, obj: Any, headers: dict[str, str] | None = None,
                    truncate: bool = False) -> None:
@@ -233,7 +242,7 @@ class LoopbackServer:
         completion_tokens = max(1, len(text.split()))
         if chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text},
-                      "finish_reason": "stop", "logprobs": None}
+                      "finish_reason": "stop", "logprobs": self._logprobs(body)}
             obj_type = "chat.completion"
         else:
             choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
@@ -251,6 +260,16 @@ class LoopbackServer:
             self.served += 1
             self.served_keys[request_key(body)] += 1
         self._send_json(h, 200, payload)
+
+
+def _first_token_logprobs(probs: dict[str, float], top: int) -> dict[str, Any]:
+    """OpenAI's chat `logprobs` object for one generated token: the most likely of `probs`, with the
+    `top` most likely tokens as top_logprobs."""
+    import math
+
+    ranked = sorted(probs.items(), key=lambda kv: -kv[1])[:max(1, top)]
+    entries = [{"token": t, "logprob": math.log(p), "bytes": list(t.encode())} for t, p in ranked if p > 0]
+    return {"content": [{**entries[0], "top_logprobs": entries}]}
 
 
 def main() -> None:

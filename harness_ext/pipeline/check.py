@@ -31,7 +31,7 @@ _BOOL_OPTIONS = ("allow_fewer", "dedup", "exact_stats", "strict")
 def check_experiment(cfg: ExperimentConfig, base_dir: Path) -> list[Problem]:
     """Every problem a stage of `cfg` would stop on that can be seen without doing the work.
 
-    `base_dir` is the folder relative data paths resolve against (runner.resolve_data_path).
+    `base_dir` is the folder relative data paths resolve against (experiment.resolve_data_path).
     """
     return _Checker(cfg, Path(base_dir)).run()
 
@@ -65,7 +65,7 @@ class _Checker:
 
     def local_path(self, field: str, spec: str, *, folder: bool = False, what: str = "the file") -> None:
         """A data path as the runner resolves it (bundled:NAME, hf:NAME, relative to base_dir) must exist."""
-        from harness_ext.pipeline.runner import resolve_data_path
+        from harness_ext.pipeline.experiment import resolve_data_path
 
         try:
             resolved = resolve_data_path(spec, self.base)
@@ -118,8 +118,8 @@ class _Checker:
 
     def select(self, at: str, sel: SelectSpec) -> None:
         from harness_ext.data.loaders import check_format
-        from harness_ext.selection.strategies import STRATEGIES
         from harness_ext.selection.run import OPTIONS
+        from harness_ext.selection.strategies import STRATEGIES
         from harness_ext.selection.units import COUNT_ON, check_unit_spec
 
         self.attempt(f"{at}.strategy", lambda: STRATEGIES.get(sel.strategy))
@@ -221,7 +221,7 @@ class _Checker:
                 continue
             if suite not in SUITES:
                 continue
-            from harness_ext.pipeline.runner import resolve_data_path
+            from harness_ext.pipeline.experiment import resolve_data_path
 
             try:
                 resolved = resolve_data_path(spec, self.base)
@@ -242,8 +242,8 @@ class _Checker:
 
     def judge(self) -> None:
         from harness_ext.judge.alpaca_eval import alpaca_config_names
-        from harness_ext.llm.client import KEY_ENVS, resolve_api_key, resolve_base_url
         from harness_ext.judge.scoring import RULES
+        from harness_ext.llm.client import KEY_ENVS, resolve_api_key, resolve_base_url
 
         cfg, j = self.cfg, self.cfg.judge
         assert j is not None

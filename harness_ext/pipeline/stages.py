@@ -23,6 +23,7 @@ from typing import Any
 from harness_ext import __version__
 from harness_ext.core.artifacts import atomic_write_json, sha256_file, stable_hash
 from harness_ext.core.errors import HarnessError, RequestsFailed, StageError
+from harness_ext.pipeline.layout import stage_dir
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class Pipeline:
         return stage
 
     def out_dir(self, name: str) -> Path:
-        return self.run_dir / name.replace(":", "/")
+        return stage_dir(self.run_dir, name)
 
     def key(self, stage: Stage) -> str:
         return stable_hash(
