@@ -165,7 +165,7 @@ def describe(s: PreferenceSummary) -> str:
     """One sentence: A's win rate over B with its CI, and whether the CI excludes 50%.
 
     >>> describe(PreferenceSummary("x", "y", "j", 40, 0.62, (0.55, 0.69), 30, 10, 0.7, 0.9))
-    'x vs y: x preferred on 62% (95% CI 55-69%), 30 of 40 items favour x; the CI excludes 50%: the judge prefers x.'
+    'x vs y: x preferred on 62.0% (95% CI 55.0-69.0%), 30 of 40 items favour x; the CI excludes 50%: the judge prefers x.'
     """
     if s.win_rate is None or s.ci95 is None:
         return f"{s.a} vs {s.b}: no item could be scored."
@@ -174,6 +174,6 @@ def describe(s: PreferenceSummary) -> str:
         verdict = f"the CI excludes 50%: the judge prefers {s.a if lo > 0.5 else s.b}."
     else:
         verdict = "the CI includes 50%: no preference shown at this size."
-    return (f"{s.a} vs {s.b}: {s.a} preferred on {100 * s.win_rate:.0f}% (95% CI {100 * lo:.0f}-{100 * hi:.0f}%), "
+    return (f"{s.a} vs {s.b}: {s.a} preferred on {100 * s.win_rate:.1f}% (95% CI {100 * lo:.1f}-{100 * hi:.1f}%), "
             f"{s.prefers_a} of {s.n} items favour {s.a}; {verdict}")
 

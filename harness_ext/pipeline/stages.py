@@ -49,6 +49,7 @@ class StageResult:
     status: str  # "ran" | "skipped"
     seconds: float
     out_dir: Path
+    cpu_seconds: float = 0.0  # CPU time of this process over the stage, all threads (load-independent-ish)
 
 
 def _file_hashes(paths: list[Path]) -> dict[str, str]:
@@ -130,7 +131,7 @@ class Pipeline:
             (out / STAMP).unlink(missing_ok=True)
             out.mkdir(parents=True, exist_ok=True)
             self.say(f"{label}: running")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             try:
                 stage.run(out)
             except RequestsFailed as exc:  # its hint already says how to continue
@@ -151,8 +152,9 @@ class Pipeline:
             atomic_write_json(out / STAMP, {"key": key, "stage": stage.name, "seconds": round(seconds, 2),
                                             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
             self.say(f"{label}: done in {seconds:.1f}s")
-            self.results.append(StageResult(stage.name, "ran", seconds, out))
+            self.results.append(StageResult(stage.name, "ran", seconds, out, time.process_time() - c0))
         return self.results
 
     def timings(self) -> dict[str, dict[str, Any]]:
-        return {r.name: {"status": r.status, "seconds": round(r.seconds, 2)} for r in self.results}
+        return {r.name: {"status": r.status, "seconds": round(r.seconds, 2), "cpu_seconds": round(r.cpu_seconds, 2)}
+                for r in self.results}
