@@ -24,8 +24,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def demo_config(quick: bool):
-    from harness_ext.pipeline.experiment import load_experiment
     from harness_ext.core.paths import resources_dir
+    from harness_ext.pipeline.experiment import load_experiment
 
     name = "demo-quick" if quick else "demo"
     return load_experiment(resources_dir() / "experiments" / f"{name}.yaml")
