@@ -109,6 +109,7 @@ class LoopbackServer:
         limits: RateLimits | None = None,
         batches: BatchOptions | None = None,
         echo_credentials: int = 0,
+        top_logprobs: Callable[[dict[str, Any]], dict[str, float]] | None = None,
     ) -> None:
         unknown = set(faults) - set(FAULTS)
         if unknown:
@@ -125,6 +126,9 @@ class LoopbackServer:
         self.api_key = api_key  # when set, other keys get a 401 that echoes them, as real APIs do
         self.echo_credentials = echo_credentials  # the first N requests: a 401 echoing what was received
         self._echoed = 0
+        # token -> probability of the first generated token; sent (as vLLM does) when a chat request
+        # asks for logprobs=true, limited to its top_logprobs most likely tokens
+        self.top_logprobs = top_logprobs
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -220,6 +224,11 @@ class LoopbackServer:
             if self.fault_rate and self._rng.random() < self.fault_rate:
                 return self._rng.choice(self.faults)
         return None
+
+    def _logprobs(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        if self.top_logprobs is None or not body.get("logprobs"):
+            return None
+        return _first_token_logprobs(self.top_logprobs(body), int(body.get("top_logprobs") or 1))
 
     @staticmethod
     def _send_json(h: BaseHTTPRequestHandler, status: int, obj: Any, headers: dict[str, str] | None = None,
@@ -349,7 +358,7 @@ class LoopbackServer:
         completion_tokens = max(1, len(text.split()))
         if chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text},
-                      "finish_reason": "stop", "logprobs": None}
+                      "finish_reason": "stop", "logprobs": self._logprobs(body)}
             obj_type = "chat.completion"
         else:
             choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
@@ -363,6 +372,16 @@ class LoopbackServer:
         if not self.send_usage:  # some servers (older llama.cpp, proxies) send none
             del payload["usage"]
         return payload
+
+
+def _first_token_logprobs(probs: dict[str, float], top: int) -> dict[str, Any]:
+    """OpenAI's chat `logprobs` object for one generated token: the most likely of `probs`, with the
+    `top` most likely tokens as top_logprobs."""
+    import math
+
+    ranked = sorted(probs.items(), key=lambda kv: -kv[1])[:max(1, top)]
+    entries = [{"token": t, "logprob": math.log(p), "bytes": list(t.encode())} for t, p in ranked if p > 0]
+    return {"content": [{**entries[0], "top_logprobs": entries}]}
 
 
 def main() -> None:

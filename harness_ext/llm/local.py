@@ -1,8 +1,8 @@
 """A local transformers judge: the ChatClient protocol without any server, for offline use.
 
-Greedy decoding, batched with left padding, the checkpoint's own chat template. Answers are
-cached like the API client's (keyed by the checkpoint's identity rather than a model name), so an
-interrupted local judging run also resumes. Meant for small judges (SmolLM2-135M-Instruct or any
+Greedy decoding through the hf generation backend (batched, left padding) with the checkpoint's
+own chat template. Answers are cached like the API client's (keyed by the checkpoint's identity
+rather than a model name), so an interrupted local judging run also resumes. Meant for small judges (SmolLM2-135M-Instruct or any
 local checkpoint) in demos and tests; for real judging serve a strong model with `vllm serve` and
 use the OpenAI-compatible client.
 
@@ -12,12 +12,14 @@ next-token distribution restricted to the digits 1-9: each score is the probabil
 digit, and the most likely digit and a space are appended (what greedy decoding would write)
 before the next score is read. The scores form the reply's first line, and the reply says how it
 was produced. Scores above 9 cannot occur in this mode.
+
+For a pairwise judge free of position bias, see llm/logprob_judge.py (verdict-token
+probabilities in both answer orders, no generation).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from harness_ext.llm.cache import ChatCache, request_key
 log = logging.getLogger(__name__)
 
 
-def _identity(path: Path) -> str:
+def checkpoint_identity(path: Path) -> str:
     """Path plus size and mtime of the weight and config files: retrained weights get a new cache key."""
     parts = [str(path.resolve())]
     for f in sorted(path.iterdir()):
@@ -39,56 +41,83 @@ def _identity(path: Path) -> str:
     return "local:" + "|".join(parts)
 
 
+def require_checkpoint(model_path: str | Path) -> Path:
+    """`model_path` as a Path, if it is a Hugging Face checkpoint folder (else one clear InputError)."""
+    path = Path(model_path)
+    if not (path / "config.json").is_file():
+        raise InputError("not a Hugging Face checkpoint folder (no config.json).", path=path,
+                         hint="give a folder saved with save_pretrained (e.g. a downloaded "
+                         "SmolLM2-135M-Instruct snapshot) or a trained harness-ext checkpoint.")
+    return path
+
+
+def load_chat_backend(model_path: Path, *, batch_size: int = 8, device: str | None = None) -> Any:
+    """The hf generation backend on a judge checkpoint, prompting with the checkpoint's chat template:
+    the one place that loads a transformers model for generation (the judge scorers read its
+    model, tokenizer and prompter too)."""
+    require("torch", extra="generate", purpose="the local judge")
+    require("transformers", extra="generate", purpose="the local judge")
+    from harness_ext.generate.backends.hf import HFBackend
+
+    try:
+        tok_has_template = _has_chat_template(model_path)
+        if not tok_has_template:
+            raise InputError("the checkpoint's tokenizer has no chat template.", path=model_path,
+                             hint="use an instruction-tuned checkpoint (with tokenizer_config.json chat_template).")
+        backend = HFBackend(str(model_path), prompt_format="chat-template", batch_size=batch_size, device=device)
+    except InputError as exc:
+        if "could not load" in exc.message:
+            exc.hint = ("give the local judge a checkpoint folder holding config.json, the weights and the "
+                        "tokenizer files (a save_pretrained folder, or a trained harness-ext checkpoint).")
+        raise
+    return backend
+
+
+def _has_chat_template(model_path: Path) -> bool:
+    """Whether the checkpoint's tokenizer files carry a chat template (a missing tokenizer reads as
+    True here: loading it then fails with the loader's own message)."""
+    import json
+
+    cfg = model_path / "tokenizer_config.json"
+    if not cfg.is_file():
+        return True
+    if (model_path / "chat_template.jinja").is_file() or (model_path / "chat_template.json").is_file():
+        return True
+    try:
+        return bool(json.loads(cfg.read_text(encoding="utf-8")).get("chat_template"))
+    except ValueError:
+        return True
+
+
 class LocalChatClient:
     """A records.ChatClient answering with a local Hugging Face causal LM (greedy, batched)."""
 
     def __init__(self, model_path: str | Path, *, batch_size: int = 8, max_new_tokens: int = 512,
                  device: str | None = None, cache_dir: str | Path | None = None, use_cache: bool = True,
-                 dtype: str = "auto", digit_scores: int = 0) -> None:
-        self.model_path = Path(model_path)
-        if not (self.model_path / "config.json").is_file():
-            raise InputError("not a Hugging Face checkpoint folder (no config.json).", path=self.model_path,
-                             hint="give a folder saved with save_pretrained (e.g. a downloaded "
-                             "SmolLM2-135M-Instruct snapshot) or a trained harness-ext checkpoint.")
+                 digit_scores: int = 0) -> None:
+        self.model_path = require_checkpoint(model_path)
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.device = device
-        self.dtype = dtype
         if digit_scores < 0:
             raise InputError(f"digit_scores must be >= 0, got {digit_scores}.")
         self.digit_scores = digit_scores
-        self.identity = _identity(self.model_path) + (f"|digit_scores={digit_scores}:mean-of-digits" if digit_scores else "")
+        self.identity = checkpoint_identity(self.model_path) + (
+            f"|digit_scores={digit_scores}:mean-of-digits" if digit_scores else "")
         self.cache = (ChatCache(Path(cache_dir) if cache_dir else default_cache_dir() / "judge_local")
                       if use_cache else None)
-        self._model: Any = None
-        self._tok: Any = None
+        self._backend: Any = None
 
     def __repr__(self) -> str:
         return f"LocalChatClient({str(self.model_path)!r}, batch_size={self.batch_size})"
 
     def _load(self) -> None:
-        if self._model is not None:
-            return
-        torch = require("torch", extra="generate", purpose="the local judge")
-        transformers = require("transformers", extra="generate", purpose="the local judge")
-        try:
-            self._tok = transformers.AutoTokenizer.from_pretrained(self.model_path)
-        except (OSError, ValueError) as exc:  # no tokenizer files, or files transformers cannot read
-            raise _judge_load_error(self.model_path, exc) from None
-        self._tok.padding_side = "left"  # generation continues from the right edge of every row
-        if self._tok.pad_token is None:
-            self._tok.pad_token = self._tok.eos_token
-        if not getattr(self._tok, "chat_template", None):
-            raise InputError("the checkpoint's tokenizer has no chat template.", path=self.model_path,
-                             hint="use an instruction-tuned checkpoint (with tokenizer_config.json chat_template).")
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            self._model = transformers.AutoModelForCausalLM.from_pretrained(self.model_path, dtype=self.dtype)
-        except (OSError, ValueError) as exc:  # no weights, an unknown architecture, a broken config
-            raise _judge_load_error(self.model_path, exc) from None
-        self._model.to(device).eval()
-        self.device = device
-        torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+        if self._backend is None:
+            self._backend = load_chat_backend(self.model_path, batch_size=self.batch_size, device=self.device)
+            self._tok = self._backend.tokenizer
+            self._tok.padding_side = "left"  # the digit reader continues from the right edge of every row
+            self._model = self._backend.model
+            self.device = self._backend.device
 
     def _key(self, r: ChatRequest) -> str:
         return request_key(ChatRequest(self.identity, r.messages, r.params))
@@ -119,8 +148,7 @@ class LocalChatClient:
         return [done[k] for k in keys]
 
     def _prompts(self, batch: list[ChatRequest]) -> list[str]:
-        return [self._tok.apply_chat_template([{"role": t.role, "content": t.content} for t in r.messages],
-                                              tokenize=False, add_generation_prompt=True) for r in batch]
+        return [self._backend.prompter.render(list(r.messages)) for r in batch]
 
     def _digit_ids(self) -> list[int]:
         ids = []
@@ -161,42 +189,25 @@ class LocalChatClient:
                            completion_tokens=0, finish_reason="stop") for sc in scores]
 
     def _generate(self, batch: list[ChatRequest]) -> list[ChatResult]:
-        import torch
+        """Greedy answers through the hf backend's generation loop (one call per distinct max_tokens)."""
+        from harness_ext.core.records import SamplingParams
 
-        try:
-            prompts = self._prompts(batch)
-            enc = self._tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-            max_new = max(int(r.params_dict().get("max_tokens") or self.max_new_tokens) for r in batch)
-            with torch.no_grad():
-                out = self._model.generate(**enc, do_sample=False, max_new_tokens=max_new,
-                                           pad_token_id=self._tok.pad_token_id)
-        except (RuntimeError, ValueError) as exc:  # e.g. out of memory, a prompt over the context
-            log.warning("local judge batch failed: %s", exc)
-            return [ChatResult(text=None, error=f"local generation failed: {exc}"[:500]) for _ in batch]
-        width = enc["input_ids"].shape[1]
-        eos = self._tok.eos_token_id
-        results = []
-        for i, r in enumerate(batch):
-            limit = int(r.params_dict().get("max_tokens") or self.max_new_tokens)
-            # greedy decoding: cutting a longer generation at this request's limit equals generating to it
-            new = out[i, width:width + limit].tolist()
-            ended = eos in new or self._tok.pad_token_id in new
-            for stop in (eos, self._tok.pad_token_id):
-                if stop in new:
-                    new = new[:new.index(stop)]
-            results.append(ChatResult(text=self._tok.decode(new, skip_special_tokens=True),
-                                      prompt_tokens=int(enc["attention_mask"][i].sum()),
-                                      completion_tokens=len(new), finish_reason="stop" if ended else "length"))
-        return results
-
-
-def _judge_load_error(path: Path, exc: Exception) -> InputError:
-    from harness_ext.generate.backends.hf import load_error
-
-    err = load_error(str(path), exc)
-    err.hint = ("give the local judge a checkpoint folder holding config.json, the weights and the tokenizer "
-                "files (a save_pretrained folder, or a trained harness-ext checkpoint).")
-    return err
+        results: list[ChatResult | None] = [None] * len(batch)
+        limits = [int(r.params_dict().get("max_tokens") or self.max_new_tokens) for r in batch]
+        for limit in sorted(set(limits)):
+            idx = [i for i, n in enumerate(limits) if n == limit]
+            try:
+                outs = self._backend.generate([list(batch[i].messages) for i in idx],
+                                              SamplingParams(max_new_tokens=limit, temperature=0.0))
+            except (RuntimeError, ValueError) as exc:  # e.g. out of memory, a prompt over the context
+                log.warning("local judge batch failed: %s", exc)
+                outs = [None] * len(idx)
+                err = f"local generation failed: {exc}"[:500]
+            for i, c in zip(idx, outs, strict=True):
+                results[i] = (ChatResult(text=None, error=err) if c is None else
+                              ChatResult(text=c.text, prompt_tokens=c.prompt_tokens,
+                                         completion_tokens=c.completion_tokens, finish_reason=c.finish_reason))
+        return [r for r in results if r is not None]
 
 
 def make_local_client(model_path: str | Path, **kwargs: Any) -> LocalChatClient:

@@ -26,7 +26,7 @@ from harness_ext.pipeline.experiment import ExperimentConfig, Problem, SelectSpe
 def check_experiment(cfg: ExperimentConfig, base_dir: Path) -> list[Problem]:
     """Every problem a stage of `cfg` would stop on that can be seen without doing the work.
 
-    `base_dir` is the folder relative data paths resolve against (runner.resolve_data_path).
+    `base_dir` is the folder relative data paths resolve against (experiment.resolve_data_path).
     """
     return _Checker(cfg, Path(base_dir)).run()
 
@@ -60,7 +60,7 @@ class _Checker:
 
     def local_path(self, field: str, spec: str, *, folder: bool = False, what: str = "the file") -> None:
         """A data path as the runner resolves it (bundled:NAME, hf:NAME, relative to base_dir) must exist."""
-        from harness_ext.pipeline.runner import resolve_data_path
+        from harness_ext.pipeline.experiment import resolve_data_path
 
         try:
             resolved = resolve_data_path(spec, self.base)
@@ -191,7 +191,7 @@ class _Checker:
                 continue
             if suite not in SUITES:
                 continue
-            from harness_ext.pipeline.runner import resolve_data_path
+            from harness_ext.pipeline.experiment import resolve_data_path
 
             try:
                 resolved = resolve_data_path(spec, self.base)

@@ -15,6 +15,11 @@ from typing import Any
 
 from harness_ext.core.config import line_of, parse_dataclass, yaml_line_map
 from harness_ext.core.errors import ConfigError, did_you_mean
+from harness_ext.core.paths import resources_dir
+
+BUNDLED_PREFIX = "bundled:"
+JUDGE_METHODS = ("verdicts", "logprobs")
+MULTI_TURN_SUITES = ("mt_bench", "demo_mt")  # judged per arm, not head to head
 
 
 def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING) -> Any:
@@ -73,6 +78,10 @@ class JudgeSpec:
     base_url: str | None = _help("OpenAI-compatible endpoint; default: the openai SDK's", None)
     api_key_env: str = _help("environment variable holding the API key (never written anywhere)", "OPENAI_API_KEY")
     local: str | None = _help("judge with a local transformers model instead: a path, or 'base' for the base model", None)
+    method: str = _help("pairwise judging: 'verdicts' (the judge writes a verdict, parsed; the paper's protocol) "
+                        "or 'logprobs' (the judge's next-token probabilities of the verdicts A/B in both answer "
+                        "orders, averaged into a continuous preference: no position bias, no generation; a local "
+                        "judge, or an endpoint returning logprobs such as vLLM)", "verdicts")
     local_mode: str = _help("local judge: 'generate' (free text) or 'digit-scores' (pairwise scores read from "
                             "next-token probabilities; for judges too small to follow a format)", "generate")
     concurrency: int = _help("parallel requests to the endpoint", 32)
@@ -251,6 +260,10 @@ def cross_field_problems(cfg: ExperimentConfig) -> list[Problem]:
         out.append(Problem("judge.local_mode", f"'{cfg.judge.local_mode}' is not a local judge mode."
                            f"{did_you_mean(cfg.judge.local_mode, ['generate', 'digit-scores'])}",
                            fix="use generate or digit-scores"))
+    if cfg.judge and cfg.judge.method not in JUDGE_METHODS:
+        out.append(Problem("judge.method", f"'{cfg.judge.method}' is not a judging method."
+                           f"{did_you_mean(cfg.judge.method, JUDGE_METHODS)}",
+                           fix="use " + " or ".join(JUDGE_METHODS)))
     if cfg.judge and cfg.judge.max_retries < 0:
         out.append(Problem("judge.max_retries", f"judge.max_retries must be >= 0, got {cfg.judge.max_retries}.",
                            fix="use 0 (no retries) or more; the default is 8."))
@@ -271,3 +284,26 @@ def describe_fields(cls: type = ExperimentConfig, indent: str = "") -> str:
         for sub in inner:
             lines.append(describe_fields(sub, indent + "  "))
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- data paths
+
+
+def resolve_data_path(path: str, base: Path) -> str:
+    """`bundled:NAME` -> the packaged demo file; relative paths -> relative to the experiment file."""
+    if path.startswith(BUNDLED_PREFIX):
+        name = path[len(BUNDLED_PREFIX):]
+        demo = resources_dir() / "demo"
+        matches = sorted(demo.glob(f"{name}.*")) if demo.is_dir() else []
+        if not matches:
+            choices = sorted({p.stem for p in demo.iterdir() if p.is_file()}) if demo.is_dir() else []
+            raise ConfigError(f"no bundled dataset '{name}'.", hint=f"use one of: {', '.join(choices)}")
+        return str(matches[0])
+    if path.startswith("hf:") or Path(path).is_absolute():
+        return path
+    return str((base / path).resolve())
+
+
+def pairwise_suites(cfg: ExperimentConfig) -> list[str]:
+    """The suites judged head to head: the single-turn ones (MT-Bench gets its own judge stage)."""
+    return [s for s in cfg.generate.suites if s not in MULTI_TURN_SUITES]

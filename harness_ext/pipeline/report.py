@@ -1,22 +1,24 @@
 """The last stage of an experiment: one leaderboard JSON and an HTML report for the whole run.
 
-It collects what the earlier stages wrote (selection reports, training logs, answers, pairwise
+It collects what the earlier stages wrote (selection reports, training logs, answers, judge
 summaries, lm-eval results), puts every number on a schema-validated leaderboard with its
-provenance, renders the HTML report with plots (the paper's published numbers beside the run's),
-and states plainly how far the judge can be trusted, measured on this run.
+provenance, and renders the HTML report. The report leads with what the run measured, each with
+a 95% CI (pipeline/measured.py): the answer length of every arm beside the length of the
+responses it was trained on, the judge's preference between arms, and what a run of this size
+can and cannot show; the tables and plots (the paper's published numbers beside the run's) follow.
+It reads every file through the run's RunLayout.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from harness_ext.core.artifacts import atomic_write_text, sha256_file
+from harness_ext.core.artifacts import atomic_write_json, atomic_write_text, sha256_file, staged_dir
+from harness_ext.pipeline.experiment import ArmSpec, ExperimentConfig, pairwise_suites
+from harness_ext.pipeline.layout import RunLayout
 from harness_ext.core.records import PairwiseSummary
-
-if TYPE_CHECKING:
-    from harness_ext.pipeline.runner import ExperimentRunner
 
 SMALL_JUDGE_PARAMS = 3e9  # below this, we call a judge "small" in the caveats
 
@@ -92,45 +94,41 @@ def _ifs(path: Path) -> float | None:
     return ifs_score(load_tone_classifier(), [o.instruction for o in outs], [o.output for o in outs])
 
 
-def build_report(runner: ExperimentRunner, out: Path) -> Path:
-    """Write out/leaderboard.json, out/index.html (+ plots) and out/judge_caveats.md."""
-    from harness_ext.judge.mt_bench import judgment_path
-    from harness_ext.leaderboard import (
-        Entry,
-        Leaderboard,
-        Metric,
-        Provenance,
-        add_results,
-        render_html,
-        with_paper,
-    )
-    from harness_ext.leaderboard.model import today
-    from harness_ext.pipeline.runner import answers_path
+class _BoardBuilder:
+    """Fills one leaderboard from a run folder: every number with the file it came from."""
 
-    cfg = runner.cfg
-    pipe = runner.pipe
-    board = Leaderboard(name=cfg.name, description=(cfg.notes or "").strip() or None)
-    date = today()
-    summaries: dict[str, PairwiseSummary] = {}
+    def __init__(self, cfg: ExperimentConfig, layout: RunLayout, judge_name: str | None) -> None:
+        from harness_ext.leaderboard import Leaderboard
+        from harness_ext.leaderboard.model import today
 
-    # Pairwise head-to-heads (both orders) first: they name the models by arm.
-    for a, b in cfg.compare:
-        for suite in runner.pairwise_suites():
-            summary_path = pipe.out_dir(f"judge:{a}-vs-{b}") / suite / "summary.json"
-            raw = _read_json(summary_path)
-            if raw is None:
-                continue
-            summary = summaries[f"{a} vs {b} ({suite})"] = PairwiseSummary.from_dict(raw)
-            if summary.overall.n:  # nothing scored: only the caveats can report it
-                add_results(board, summary_path, kind="pairwise", date=date)
+        self.cfg, self.layout, self.judge_name = cfg, layout, judge_name
+        self.board = Leaderboard(name=cfg.name, description=(cfg.notes or "").strip() or None)
+        self.date = today()
+        self.summaries: dict[str, PairwiseSummary] = {}  # the verdict judge's pairwise summaries
 
-    for arm in cfg.arms:
-        if board.get(arm.name) is None:
-            board.entries.append(Entry(model=arm.name, origin="run"))
-        entry = board.get(arm.name)
-        entry.base_model = cfg.base_model
+    def pairwise(self) -> None:
+        """Head-to-heads first (both orders): they name the models by arm."""
+        from harness_ext.leaderboard import add_results
+
+        for a, b in self.cfg.compare:
+            for suite in pairwise_suites(self.cfg):
+                path = self.layout.pairwise_summary(a, b, suite)
+                raw = _read_json(path)
+                if raw is None:
+                    continue
+                summary = self.summaries[f"{a} vs {b} ({suite})"] = PairwiseSummary.from_dict(raw)
+                if summary.overall.n:  # nothing scored: only the caveats can report it
+                    add_results(self.board, path, kind="pairwise", date=self.date)
+
+    def entry(self, arm: ArmSpec):
+        from harness_ext.leaderboard import Entry
+
+        if self.board.get(arm.name) is None:
+            self.board.entries.append(Entry(model=arm.name, origin="run"))
+        entry = self.board.get(arm.name)
+        entry.base_model = self.cfg.base_model
         if arm.data is not None:
-            sel_report = _read_json(pipe.out_dir(f"select:{arm.name}") / "report.json") if arm.select else None
+            sel_report = _read_json(self.layout.selection_report(arm.name)) if arm.select else None
             entry.ift_data = arm.data
             if sel_report:
                 entry.ift_data_size = int(sel_report.get("counts", {}).get("selected") or 0) or None
@@ -138,18 +136,24 @@ def build_report(runner: ExperimentRunner, out: Path) -> Path:
             else:
                 entry.selection = "all"
         entry.refinement = "introspection" if arm.refine else None
-        trained = _read_json(pipe.out_dir(f"train:{arm.name}") / "train_report.json") if arm.train else None
+        trained = _read_json(self.layout.train_report(arm.name)) if arm.train else None
         alpha = (trained or {}).get("config", {}).get("neftune_alpha")
         if alpha is not None:
             entry.neftune_alpha = float(alpha)
-        for suite in runner.pairwise_suites():
-            answers = answers_path(pipe.out_dir(f"generate:{arm.name}"), suite)
+        return entry
+
+    def answers(self, arm: ArmSpec, entry) -> None:
+        """Length and IFS of each arm's answers, from the generation stage's files."""
+        from harness_ext.leaderboard import Metric, Provenance
+
+        for suite in pairwise_suites(self.cfg):
+            answers = self.layout.answers(arm.name, suite)
             if not answers.is_file():
                 continue
-            meta_path = answers.parent / "generation_meta.json"
+            meta_path = self.layout.generation_meta(arm.name, suite)
             meta = _read_json(meta_path) or {}
-            prov = Provenance(date=date, source=str(meta_path), sha256=sha256_file(meta_path)
-                              if meta_path.is_file() else None, importer="report")
+            prov = Provenance(date=self.date, source=str(meta_path), importer="report",
+                              sha256=sha256_file(meta_path) if meta_path.is_file() else None)
             n = meta.get("answered_turns")
             for name, unit in (("avg_completion_tokens", "tokens"), ("avg_chars", "characters")):
                 if meta.get(name) is not None:
@@ -158,27 +162,87 @@ def build_report(runner: ExperimentRunner, out: Path) -> Path:
             score = _ifs(answers)
             if score is not None:
                 entry.metrics.append(Metric("ifs", "ifs", round(score, 4), prov, unit="fraction", test_set=suite, n=n))
-        if f"mt_bench:{arm.name}" in pipe.stages:
+
+    def suite_judges(self, arm: ArmSpec) -> None:
+        """MT-Bench, AlpacaEval and lm-eval results of one arm, when those stages ran."""
+        from harness_ext.judge.mt_bench import judgment_path
+        from harness_ext.leaderboard import add_results
+
+        cfg, lay, date = self.cfg, self.layout, self.date
+        if cfg.judge and cfg.judge.mt_bench_prompts and "mt_bench" in cfg.generate.suites:
             # This run's judge's file (an earlier judge's may sit beside it); none scored (every request
             # failed, published with judge.allow_failures) leaves the board without an MT-Bench score.
-            mt = judgment_path(pipe.out_dir(f"mt_bench:{arm.name}"), runner.judge_name(), "single")
+            mt = judgment_path(lay.dir(lay.mt_bench(arm.name)), self.judge_name, "single")
             if mt.is_file() and _mt_bench_scored(mt):
-                add_results(board, mt, kind="mt_bench", model=arm.name, prefer="incoming", date=date)
-        ae = pipe.out_dir(f"alpaca_eval:{arm.name}") / "alpaca_eval"
+                add_results(self.board, mt, kind="mt_bench", model=arm.name, prefer="incoming", date=date)
+        ae = lay.dir(lay.alpaca_eval(arm.name)) / "alpaca_eval"
         ann = sorted(ae.rglob("annotations.json")) if ae.is_dir() else []
         if ann:
-            add_results(board, ann[0], kind="alpaca_eval_annotations", name=arm.name, prefer="incoming", date=date)
+            add_results(self.board, ann[0], kind="alpaca_eval_annotations", name=arm.name, prefer="incoming", date=date)
         if cfg.lm_eval and cfg.lm_eval.tasks:
-            results = sorted((pipe.out_dir(f"lm_eval:{arm.name}")).rglob("results*.json"))
+            results = sorted(lay.dir(lay.lm_eval(arm.name)).rglob("results*.json"))
             if results:
-                add_results(board, results[-1], kind="lm_eval", name=arm.name, prefer="incoming", date=date)
+                add_results(self.board, results[-1], kind="lm_eval", name=arm.name, prefer="incoming", date=date)
 
-    caveats = judge_caveats(summaries, local_judge=bool(cfg.judge and cfg.judge.local))
+    def preferences(self, prefs: list[Any]) -> None:
+        """The logprob judge's win rates (with their CIs) on the board, named apart from the verdict
+        judge's win_rate since they are a different measure."""
+        from harness_ext.leaderboard import Metric, Provenance
+
+        for p, suite, path in prefs:
+            entry = self.board.get(p.a)
+            if entry is None or p.win_rate is None:
+                continue
+            prov = Provenance(date=self.date, source=str(path), sha256=sha256_file(path), judge=p.judge,
+                              importer="report")
+            entry.metrics.append(Metric("pairwise", "preference_win_rate", round(100 * p.win_rate, 2), prov,
+                                        unit="%", test_set=suite, baseline=p.b, n=p.n, ci_level=0.95,
+                                        ci=(round(100 * p.ci95[0], 2), round(100 * p.ci95[1], 2))))
+
+    def build(self, prefs: list[Any]):
+        self.pairwise()
+        for arm in self.cfg.arms:
+            entry = self.entry(arm)
+            self.answers(arm, entry)
+            self.suite_judges(arm)
+        self.preferences(prefs)
+        return self.board
+
+
+def _render(board, out: Path, lead: Any, loss_logs: dict[str, Path]) -> None:
+    """index.html and README.md: the measured lead first, then the leaderboard's tables and plots."""
+    from harness_ext.leaderboard import PLOTS, with_paper
+    from harness_ext.leaderboard.plots import make_plots
+    from harness_ext.leaderboard.render import render_html_page, render_markdown
+    from harness_ext.pipeline.measured import lead_html, lead_markdown, plot_run_lengths
+
+    full = with_paper(board)
+    with staged_dir(out) as tmp:
+        # The run's arms get their own length figure beside the paper's rows; the generic one is left out.
+        images = make_plots(full, tmp, [p for p in PLOTS if p != "lengths"], loss_logs)
+        length_png = plot_run_lengths(full, lead, tmp / "response_length.png")
+        page = render_html_page(full, images)
+        head, sep, rest = page.partition("</h1>")
+        atomic_write_text(tmp / "index.html", head + sep + "\n" + lead_html(lead, length_png) + rest)
+        atomic_write_text(tmp / "README.md", lead_markdown(lead, length_png) + "\n" + render_markdown(full, images))
+        atomic_write_json(tmp / "measured.json", lead.to_dict())
+
+
+def build_report(cfg: ExperimentConfig, layout: RunLayout, out: Path, *, judge_name: str | None = None) -> Path:
+    """Write out/leaderboard.json, out/index.html + README.md (+ plots), out/measured.json (what the run
+    measured, with 95% CIs) and out/judge_caveats.md."""
+    from harness_ext.pipeline.measured import measure
+
+    lead = measure(cfg, layout, pairwise_suites(cfg))
+    builder = _BoardBuilder(cfg, layout, judge_name)
+    board = builder.build([(p, suite, path) for p, suite, path in lead.preference_files])
+    caveats = judge_caveats(builder.summaries, local_judge=bool(cfg.judge and cfg.judge.local)) \
+        if builder.summaries else lead.scale
     board.description = "\n".join(filter(None, [board.description, "What the judge can tell: " + " ".join(caveats)]))
     board.save(out / "leaderboard.json")
-    loss_logs = {arm.name: pipe.out_dir(f"train:{arm.name}") / "train_log.jsonl"
-                 for arm in cfg.arms if arm.train and (pipe.out_dir(f"train:{arm.name}") / "train_log.jsonl").is_file()}
-    render_html(with_paper(board), out, loss_logs=loss_logs)
+    loss_logs = {arm.name: layout.train_log(arm.name) for arm in cfg.arms
+                 if arm.train and layout.train_log(arm.name).is_file()}
+    _render(board, out, lead, loss_logs)
     atomic_write_text(out / "judge_caveats.md", "# What the judge can and cannot tell\n\n"
                       + "\n".join(f"- {c}" for c in caveats) + "\n")
     return out / "leaderboard.json"

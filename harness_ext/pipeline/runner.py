@@ -14,19 +14,27 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from harness_ext.core.artifacts import atomic_write_json, provenance
 from harness_ext.core.errors import ConfigError, RequestsFailed
 from harness_ext.core.secrets import public_url
-from harness_ext.pipeline.experiment import ArmSpec, ExperimentConfig, ExperimentError, Problem
-from harness_ext.core.paths import resources_dir
-from harness_ext.pipeline.stages import Pipeline, Stage
 from harness_ext.core.records import SamplingParams
+from harness_ext.pipeline.experiment import (
+    ArmSpec,
+    ExperimentConfig,
+    ExperimentError,
+    Problem,
+    SelectSpec,
+    TrainSpec,
+    pairwise_suites,
+    resolve_data_path,
+)
+from harness_ext.pipeline.layout import PAIRWISE_SUMMARY, RunLayout
+from harness_ext.pipeline.stages import Pipeline, Stage
 
-BUNDLED_PREFIX = "bundled:"
-MULTI_TURN_SUITES = ("mt_bench", "demo_mt")
 ALLOW_FAILURES_OPT_IN = "set `judge.allow_failures: true` in the experiment file"
 
 
@@ -39,27 +47,6 @@ def _experiment_opt_in() -> Iterator[None]:
         raise exc.with_opt_in(ALLOW_FAILURES_OPT_IN) from exc
 
 
-def resolve_data_path(path: str, base: Path) -> str:
-    """`bundled:NAME` -> the packaged demo file; relative paths -> relative to the experiment file."""
-    if path.startswith(BUNDLED_PREFIX):
-        name = path[len(BUNDLED_PREFIX):]
-        demo = resources_dir() / "demo"
-        matches = sorted(demo.glob(f"{name}.*")) if demo.is_dir() else []
-        if not matches:
-            choices = sorted({p.stem for p in demo.iterdir() if p.is_file()}) if demo.is_dir() else []
-            raise ConfigError(f"no bundled dataset '{name}'.", hint=f"use one of: {', '.join(choices)}")
-        return str(matches[0])
-    if path.startswith("hf:") or Path(path).is_absolute():
-        return path
-    return str((base / path).resolve())
-
-
-def answers_path(gen_dir: Path, suite: str) -> Path:
-    """The per-prompt answers (id, instruction, output, dataset, generator) of one suite, which the
-    pairwise judge reads; written by generate_suite for every single-turn suite."""
-    return gen_dir / suite / "outputs.jsonl"
-
-
 class ExperimentRunner:
     """Builds and runs the stages of one experiment in `run_dir`."""
 
@@ -67,6 +54,7 @@ class ExperimentRunner:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.base_dir = base_dir
+        self.layout = RunLayout(self.run_dir)
         self.pipe = Pipeline(self.run_dir, printer=printer)
         self.model_for: dict[str, str] = {}  # arm -> stage that produced its model ("" = base model)
 
@@ -94,6 +82,9 @@ class ExperimentRunner:
                                 concurrency=j.concurrency, max_retries=j.max_retries)
         return build_client(options), j.model
 
+    def _judge_name_or_none(self) -> str | None:
+        return self.judge_name() if self.cfg.judge is not None else None
+
     def judge_name(self) -> str:
         """The judge model's name as recorded in judgments: `judge.model`, else the local model's folder name."""
         j = self.cfg.judge
@@ -107,7 +98,7 @@ class ExperimentRunner:
         judge.allow_failures is off (earlier versions did that), so a rerun retries them."""
         if self.cfg.judge is None or self.cfg.judge.allow_failures:
             return None
-        for path in sorted(out.glob("*/summary.json")):
+        for path in sorted(out.glob(f"*/{PAIRWISE_SUMMARY}")):
             try:
                 failed = json.loads(path.read_text(encoding="utf-8"))["judgments"]["request_errors"]
             except (OSError, ValueError, KeyError, TypeError):
@@ -124,208 +115,219 @@ class ExperimentRunner:
         d.pop("api_key_env")  # where the key lives is not part of the result; the key never is
         d["base_url"] = public_url(d["base_url"])  # nor credentials riding in the URL
         d.pop("max_retries")  # how hard to try changes whether a stage finishes, not what it publishes
+        if d["method"] == "verdicts":
+            d.pop("method")  # the default; left out so runs made before the option keep their keys
         if not d["allow_failures"]:
             # Only a stage published with failures differs; leaving the default out keeps the keys of
             # runs made before the option existed, so they are not re-judged.
             d.pop("allow_failures")
         return d
 
+    # ------------------------------------------------------------ stage bodies (bound with partial)
+
+    def _run_select(self, out: Path, *, sel: SelectSpec, src: str, source_field: str | None,
+                    options: dict[str, Any]) -> None:
+        from harness_ext.selection.run import select_to_dir
+
+        select_to_dir(src, out, strategy=sel.strategy, k=sel.k, unit=sel.unit, seed=sel.seed,
+                      source_field=source_field, **options)
+
+    def _run_refine(self, out: Path, *, src: str) -> None:
+        from harness_ext.refine.introspect import refine_dataset
+
+        client, model = self._judge_client()
+        with _experiment_opt_in():
+            refine_dataset(Path(src), out, client, model, allow_failures=self.cfg.judge.allow_failures)
+
+    def _run_train(self, out: Path, *, tr: TrainSpec, data: str) -> None:
+        from harness_ext.train import load_preset, train
+
+        overrides = {"seed": self.cfg.seed, **tr.overrides}
+        config = load_preset(tr.preset, base_model=self.cfg.base_model, **overrides)
+        train(config, Path(data), out, replace_stale=True)
+
+    def _run_generate(self, out: Path, *, arm: str) -> None:
+        from harness_ext.generate.run import generate_suite
+
+        g = self.cfg.generate
+        params = SamplingParams(max_new_tokens=g.max_new_tokens, min_new_tokens=g.min_new_tokens,
+                                temperature=g.temperature, seed=self.cfg.seed)
+        for suite in g.suites:
+            data = g.data.get(suite)
+            generate_suite(self._model_path(arm), suite, out / suite, backend=g.backend,
+                           data=resolve_data_path(data, self.base_dir) if data else None,
+                           params=params, model_id=arm, limit=g.limit, batch_size=g.batch_size)
+
+    def _run_pairwise(self, out: Path, *, a: str, b: str) -> None:
+        if self.cfg.judge.method == "logprobs":
+            self._run_preference(out, a=a, b=b)
+            return
+        from harness_ext.judge.pairwise import judge_pairwise
+
+        client, model = self._judge_client(pairwise=True)
+        for suite in self.pairwise_suites():
+            with _experiment_opt_in():
+                judge_pairwise(self.layout.answers(a, suite), self.layout.answers(b, suite), out / suite,
+                               client, model, rule=self.cfg.judge.rule, seed=self.cfg.seed,
+                               allow_failures=self.cfg.judge.allow_failures)
+
+    def _run_preference(self, out: Path, *, a: str, b: str) -> None:
+        from harness_ext.judge.preference import PreferenceJob, judge_preference
+
+        scorer = self._verdict_scorer()
+        for suite in self.pairwise_suites():
+            job = PreferenceJob(self.layout.answers(a, suite), self.layout.answers(b, suite), a, b,
+                                judge=self.judge_name(), seed=self.cfg.seed,
+                                allow_failures=self.cfg.judge.allow_failures)
+            with _experiment_opt_in():
+                judge_preference(job, scorer, out / suite)
+
+    def _verdict_scorer(self):
+        """The logprob judge's scorer: the local checkpoint, or the endpoint (which must return logprobs)."""
+        j = self.cfg.judge
+        if j.local:
+            from harness_ext.llm.logprob_judge import LocalVerdictScorer
+
+            return LocalVerdictScorer(self._base_model() if j.local == "base" else j.local)
+        from harness_ext.llm.logprob_judge import EndpointOptions, EndpointVerdictScorer
+
+        return EndpointVerdictScorer(j.model, base_url=j.base_url, api_key=os.environ.get(j.api_key_env),
+                                     options=EndpointOptions(concurrency=j.concurrency, max_retries=j.max_retries))
+
+    def _run_lm_eval(self, out: Path, *, arm: str) -> None:
+        from harness_ext.evals.runner import run_lm_eval
+
+        le = self.cfg.lm_eval
+        run_lm_eval(self._model_path(arm), le.tasks, out, limit=le.limit, backend=le.backend,
+                    extra_args=tuple(le.extra_args))
+
+    def _run_mt_bench(self, out: Path, *, arm: str) -> None:
+        from harness_ext.judge.mt_bench import judge_mt_bench
+
+        j = self.cfg.judge
+        client, model = self._judge_client()
+        with _experiment_opt_in():
+            judge_mt_bench(
+                question_file=resolve_data_path(self.cfg.generate.data["mt_bench"], self.base_dir),
+                answer_dir=self.layout.mt_bench_answers(arm), models=[arm],
+                judge_prompts=resolve_data_path(j.mt_bench_prompts, self.base_dir),
+                ref_answers=resolve_data_path(j.mt_bench_references, self.base_dir) if j.mt_bench_references else None,
+                judge_model=model, client=client, out=out, mode="single", allow_failures=j.allow_failures,
+            )
+
+    def _run_alpaca_eval(self, out: Path, *, arm: str) -> None:
+        from harness_ext.judge.alpaca_eval import run_alpaca_eval
+
+        j = self.cfg.judge
+        run_alpaca_eval(self.layout.alpaca_eval_outputs(arm), resolve_data_path(j.alpaca_eval_reference, self.base_dir),
+                        out, config=j.alpaca_eval_config, judge_model=j.model, base_url=j.base_url,
+                        api_key=os.environ.get(j.api_key_env))
+
+    def _run_report(self, out: Path) -> None:
+        from harness_ext.pipeline.report import build_report
+
+        build_report(self.cfg, self.layout, out, judge_name=self._judge_name_or_none())
+
     # ------------------------------------------------------------ stages
 
     def _add_arm(self, arm: ArmSpec) -> None:
-        cfg = self.cfg
+        cfg, lay = self.cfg, self.layout
         data_file: str | None = None
         after: list[str] = []
         if arm.data is not None:
             spec = cfg.datasets[arm.data]
-            src = resolve_data_path(spec.path, self.base_dir)
-            data_file = src
+            data_file = src = resolve_data_path(spec.path, self.base_dir)
             if arm.select is not None:
-                sel = arm.select
-                name = f"select:{arm.name}"
-
-                options = dict(sel.options)
+                options = dict(arm.select.options)
                 if options.get("mix"):  # the mixture strategy's set A is a data path too
                     options["mix"] = resolve_data_path(str(options["mix"]), self.base_dir)
-
-                def run_select(out: Path, sel=sel, src=src, spec=spec, options=options) -> None:
-                    from harness_ext.selection.run import select_to_dir
-
-                    select_to_dir(src, out, strategy=sel.strategy, k=sel.k, unit=sel.unit, seed=sel.seed,
-                                  source_field=spec.source_field, **options)
-
                 inputs = [Path(p) for p in (src, options.get("mix")) if p and not str(p).startswith("hf:")]
-                self.pipe.add(Stage(name, run_select, config={"select": asdict(sel), "data": spec.path},
+                run = partial(self._run_select, sel=arm.select, src=src, source_field=spec.source_field, options=options)
+                self.pipe.add(Stage(lay.select(arm.name), run, config={"select": asdict(arm.select), "data": spec.path},
                                     input_files=inputs))
-                after = [name]
-                data_file = str(self.pipe.out_dir(name) / "selected.jsonl")
+                after = [lay.select(arm.name)]
+                data_file = str(lay.selected(arm.name))
             if arm.refine:
-                name = f"refine:{arm.name}"
-                src_refine = data_file
-
-                def run_refine(out: Path, src_refine=src_refine) -> None:
-                    from harness_ext.refine.introspect import refine_dataset
-
-                    client, model = self._judge_client()
-                    with _experiment_opt_in():
-                        refine_dataset(Path(src_refine), out, client, model,
-                                       allow_failures=self.cfg.judge.allow_failures)
-
-                self.pipe.add(Stage(name, run_refine, config={"judge": self._judge_config()}, after=after))
-                after = [name]
-                data_file = str(self.pipe.out_dir(name) / "refined.jsonl")
+                self.pipe.add(Stage(lay.refine(arm.name), partial(self._run_refine, src=data_file),
+                                    config={"judge": self._judge_config()}, after=after))
+                after = [lay.refine(arm.name)]
+                data_file = str(lay.refined(arm.name))
         model_stage = ""
         if arm.train is not None:
-            name = f"train:{arm.name}"
-            tr = arm.train
-            train_data = data_file
-
-            def run_train(out: Path, tr=tr, train_data=train_data) -> None:
-                from harness_ext.train import load_preset, train
-
-                overrides = {"seed": cfg.seed, **tr.overrides}
-                config = load_preset(tr.preset, base_model=cfg.base_model, **overrides)
-                train(config, Path(train_data), out, replace_stale=True)
-
-            inputs = [] if after else [Path(train_data)]
-            self.pipe.add(Stage(name, run_train, config={"train": asdict(tr), "base_model": cfg.base_model,
-                                                         "seed": cfg.seed}, after=after, input_files=inputs))
-            model_stage = name
+            model_stage = lay.train(arm.name)
+            inputs = [] if after else [Path(data_file)]
+            self.pipe.add(Stage(model_stage, partial(self._run_train, tr=arm.train, data=data_file),
+                                config={"train": asdict(arm.train), "base_model": cfg.base_model, "seed": cfg.seed},
+                                after=after, input_files=inputs))
         self.model_for[arm.name] = model_stage
 
     def _model_path(self, arm: str) -> str:
         stage = self.model_for[arm]
-        return str(self.pipe.out_dir(stage)) if stage else self._base_model()
+        return str(self.layout.dir(stage)) if stage else self._base_model()
+
+    def _after_model(self, arm: str) -> list[str]:
+        return [self.model_for[arm]] if self.model_for[arm] else []
 
     def _add_generate(self, arm: ArmSpec) -> str:
-        g = self.cfg.generate
-        name = f"generate:{arm.name}"
-        after = [self.model_for[arm.name]] if self.model_for[arm.name] else []
-
-        def run_generate(out: Path, arm=arm) -> None:
-            from harness_ext.generate.run import generate_suite
-
-            params = SamplingParams(max_new_tokens=g.max_new_tokens, min_new_tokens=g.min_new_tokens,
-                                    temperature=g.temperature, seed=self.cfg.seed)
-            for suite in g.suites:
-                data = g.data.get(suite)
-                generate_suite(self._model_path(arm.name), suite, out / suite, backend=g.backend,
-                               data=resolve_data_path(data, self.base_dir) if data else None,
-                               params=params, model_id=arm.name, limit=g.limit, batch_size=g.batch_size)
-
-        self.pipe.add(Stage(name, run_generate, config={"generate": asdict(g), "arm": arm.name,
-                                                        "model": self.model_for[arm.name] or self.cfg.base_model},
-                            after=after))
+        name = self.layout.generate(arm.name)
+        self.pipe.add(Stage(name, partial(self._run_generate, arm=arm.name),
+                            config={"generate": asdict(self.cfg.generate), "arm": arm.name,
+                                    "model": self.model_for[arm.name] or self.cfg.base_model},
+                            after=self._after_model(arm.name)))
         return name
 
     def build(self) -> Pipeline:
+        lay = self.layout
         for arm in self.cfg.arms:
             self._add_arm(arm)
         gen_stage = {arm.name: self._add_generate(arm) for arm in self.cfg.arms}
         judge_stages = []
         for a, b in self.cfg.compare:
-            name = f"judge:{a}-vs-{b}"
-
-            def run_judge(out: Path, a=a, b=b) -> None:
-                from harness_ext.judge.pairwise import judge_pairwise
-
-                client, model = self._judge_client(pairwise=True)
-                for suite in self.pairwise_suites():
-                    with _experiment_opt_in():
-                        judge_pairwise(
-                            self._answers(gen_stage[a], suite), self._answers(gen_stage[b], suite),
-                            out / suite, client, model, rule=self.cfg.judge.rule, seed=self.cfg.seed,
-                            allow_failures=self.cfg.judge.allow_failures,
-                        )
-
-            self.pipe.add(Stage(name, run_judge, config={"judge": self._judge_config(), "pair": [a, b]},
+            self.pipe.add(Stage(lay.judge(a, b), partial(self._run_pairwise, a=a, b=b),
+                                config={"judge": self._judge_config(), "pair": [a, b]},
                                 after=[gen_stage[a], gen_stage[b]], stale=self._published_failures))
-            judge_stages.append(name)
+            judge_stages.append(lay.judge(a, b))
         judge_stages += self._add_suite_judges(gen_stage)
         lm_stages = []
         if self.cfg.lm_eval and self.cfg.lm_eval.tasks:
-            le = self.cfg.lm_eval
             for arm in self.cfg.arms:
-                name = f"lm_eval:{arm.name}"
-
-                def run_lm(out: Path, arm=arm) -> None:
-                    from harness_ext.evals.runner import run_lm_eval
-
-                    run_lm_eval(self._model_path(arm.name), le.tasks, out, limit=le.limit,
-                                backend=le.backend, extra_args=tuple(le.extra_args))
-
-                after = [self.model_for[arm.name]] if self.model_for[arm.name] else []
-                self.pipe.add(Stage(name, run_lm, config={"lm_eval": asdict(le)}, after=after))
-                lm_stages.append(name)
-
-        def run_report(out: Path) -> None:
-            from harness_ext.pipeline.report import build_report
-
-            build_report(self, out)
-
-        self.pipe.add(Stage("report", run_report, config={"name": self.cfg.name, "notes": self.cfg.notes},
+                self.pipe.add(Stage(lay.lm_eval(arm.name), partial(self._run_lm_eval, arm=arm.name),
+                                    config={"lm_eval": asdict(self.cfg.lm_eval)}, after=self._after_model(arm.name)))
+                lm_stages.append(lay.lm_eval(arm.name))
+        self.pipe.add(Stage(lay.report, self._run_report, config={"name": self.cfg.name, "notes": self.cfg.notes},
                             after=list(gen_stage.values()) + judge_stages + lm_stages
                             + [s for s in self.model_for.values() if s]))
         return self.pipe
 
     def pairwise_suites(self) -> list[str]:
         """Single-turn suites, judged head to head; two-turn ones (MT-Bench) get their own judge stage."""
-        return [s for s in self.cfg.generate.suites if s not in MULTI_TURN_SUITES]
+        return pairwise_suites(self.cfg)
 
     def _add_suite_judges(self, gen_stage: dict[str, str]) -> list[str]:
         """MT-Bench single-answer grading and AlpacaEval win rates, per arm, when configured."""
-        j, suites, names = self.cfg.judge, self.cfg.generate.suites, []
+        j, suites, names, lay = self.cfg.judge, self.cfg.generate.suites, [], self.layout
         if j is None:
             return names
         for arm in self.cfg.arms:
-            gen_dir = self.pipe.out_dir(gen_stage[arm.name])
             if "mt_bench" in suites and j.mt_bench_prompts:
-                name = f"mt_bench:{arm.name}"
-
-                def run_mt(out: Path, gen_dir=gen_dir, arm=arm) -> None:
-                    from harness_ext.judge.mt_bench import judge_mt_bench
-
-                    client, model = self._judge_client()
-                    with _experiment_opt_in():
-                        judge_mt_bench(
-                            question_file=resolve_data_path(self.cfg.generate.data["mt_bench"], self.base_dir),
-                            answer_dir=gen_dir / "mt_bench" / "model_answer", models=[arm.name],
-                            judge_prompts=resolve_data_path(j.mt_bench_prompts, self.base_dir),
-                            ref_answers=resolve_data_path(j.mt_bench_references, self.base_dir)
-                            if j.mt_bench_references else None,
-                            judge_model=model, client=client, out=out, mode="single",
-                            allow_failures=j.allow_failures,
-                        )
-
                 if "mt_bench" not in self.cfg.generate.data:
                     raise ConfigError("judge.mt_bench_prompts is set but generate.data has no mt_bench questions file.")
-                self.pipe.add(Stage(name, run_mt, config={"judge": self._judge_config()}, after=[gen_stage[arm.name]]))
-                names.append(name)
+                self.pipe.add(Stage(lay.mt_bench(arm.name), partial(self._run_mt_bench, arm=arm.name),
+                                    config={"judge": self._judge_config()}, after=[gen_stage[arm.name]]))
+                names.append(lay.mt_bench(arm.name))
             if "alpaca_eval" in suites and j.alpaca_eval_reference:
-                name = f"alpaca_eval:{arm.name}"
-
-                def run_ae(out: Path, gen_dir=gen_dir) -> None:
-                    from harness_ext.judge.alpaca_eval import run_alpaca_eval
-
-                    run_alpaca_eval(gen_dir / "alpaca_eval" / "model_outputs.json",
-                                    resolve_data_path(j.alpaca_eval_reference, self.base_dir), out,
-                                    config=j.alpaca_eval_config, judge_model=j.model, base_url=j.base_url,
-                                    api_key=os.environ.get(j.api_key_env))
-
                 if j.local:
                     raise ConfigError("judge.alpaca_eval_reference needs an API judge (judge.model + base_url); "
                                       "the alpaca_eval CLI cannot use a local transformers judge.")
-                self.pipe.add(Stage(name, run_ae, config={"judge": self._judge_config()}, after=[gen_stage[arm.name]]))
-                names.append(name)
+                self.pipe.add(Stage(lay.alpaca_eval(arm.name), partial(self._run_alpaca_eval, arm=arm.name),
+                                    config={"judge": self._judge_config()}, after=[gen_stage[arm.name]]))
+                names.append(lay.alpaca_eval(arm.name))
         return names
-
-    def _answers(self, gen_stage: str, suite: str) -> Path:
-        return answers_path(self.pipe.out_dir(gen_stage), suite)
 
     def problems(self) -> list[Problem]:
         """Everything a stage would stop on that shows without doing the work (experiment_check)."""
-        from harness_ext.pipeline.experiment import cross_field_problems
         from harness_ext.pipeline.check import check_experiment
+        from harness_ext.pipeline.experiment import cross_field_problems
 
         return cross_field_problems(self.cfg) + check_experiment(self.cfg, self.base_dir)
 
@@ -340,9 +342,9 @@ class ExperimentRunner:
         config = asdict(self.cfg)
         if config.get("judge"):  # the run record keeps the endpoint, never credentials in its URL
             config["judge"]["base_url"] = public_url(config["judge"].get("base_url"))
-        atomic_write_json(self.run_dir / "experiment.json", {"config": config, "provenance": provenance()})
+        atomic_write_json(self.layout.experiment_file(), {"config": config, "provenance": provenance()})
         self.pipe.run()
-        atomic_write_json(self.run_dir / "timings.json", self.pipe.timings())
+        atomic_write_json(self.layout.timings_file(), self.pipe.timings())
         return self.pipe
 
 

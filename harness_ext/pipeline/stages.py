@@ -23,6 +23,7 @@ from typing import Any
 from harness_ext import __version__
 from harness_ext.core.artifacts import atomic_write_json, sha256_file, stable_hash
 from harness_ext.core.errors import HarnessError, RequestsFailed, StageError
+from harness_ext.pipeline.layout import stage_dir
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class StageResult:
     status: str  # "ran" | "skipped"
     seconds: float
     out_dir: Path
+    cpu_seconds: float = 0.0  # CPU time of this process over the stage, all threads (load-independent-ish)
 
 
 def _file_hashes(paths: list[Path]) -> dict[str, str]:
@@ -85,7 +87,7 @@ class Pipeline:
         return stage
 
     def out_dir(self, name: str) -> Path:
-        return self.run_dir / name.replace(":", "/")
+        return stage_dir(self.run_dir, name)
 
     def key(self, stage: Stage) -> str:
         return stable_hash(
@@ -129,7 +131,7 @@ class Pipeline:
             (out / STAMP).unlink(missing_ok=True)
             out.mkdir(parents=True, exist_ok=True)
             self.say(f"{label}: running")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             try:
                 stage.run(out)
             except RequestsFailed as exc:  # its hint already says how to continue
@@ -150,8 +152,9 @@ class Pipeline:
             atomic_write_json(out / STAMP, {"key": key, "stage": stage.name, "seconds": round(seconds, 2),
                                             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
             self.say(f"{label}: done in {seconds:.1f}s")
-            self.results.append(StageResult(stage.name, "ran", seconds, out))
+            self.results.append(StageResult(stage.name, "ran", seconds, out, time.process_time() - c0))
         return self.results
 
     def timings(self) -> dict[str, dict[str, Any]]:
-        return {r.name: {"status": r.status, "seconds": round(r.seconds, 2)} for r in self.results}
+        return {r.name: {"status": r.status, "seconds": round(r.seconds, 2), "cpu_seconds": round(r.cpu_seconds, 2)}
+                for r in self.results}
