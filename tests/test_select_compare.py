@@ -16,13 +16,13 @@ from tests.conftest import run_cli
 def demo_selections(tmp_path):
     data = default_data()
     for strategy in ("longest", "shortest", "random"):
-        select_to_dir(data, tmp_path / strategy, strategy=strategy, k=40, unit="nltk-words")
+        select_to_dir(data, tmp_path / strategy, strategy=strategy, k=40, unit="words")
     return tmp_path
 
 
 def test_overlap_jaccard_and_lengths_of_our_selections(demo_selections):
     d = demo_selections
-    res = compare([d / "longest", d / "shortest", d / "random", d / "longest" / "fastchat.json"])
+    res = compare([d / "longest", d / "shortest", d / "random", d / "longest" / "fastchat.json"], unit="words")
     names = res["selections"]
     assert names == ["longest", "shortest", "random", "fastchat"] and res["match_key"] == "row"
     rows = {n: {json.loads(x)["row"] for x in (d / n / "selected.jsonl").read_text().splitlines()}
@@ -42,7 +42,8 @@ def test_overlap_jaccard_and_lengths_of_our_selections(demo_selections):
 
 def test_cli_writes_table_json_and_plot(demo_selections, tmp_path):
     d = demo_selections
-    r = run_cli("select", "compare", str(d / "longest"), str(d / "random"), "--out", str(tmp_path / "cmp"))
+    r = run_cli("select", "compare", str(d / "longest"), str(d / "random"), "--out", str(tmp_path / "cmp"),
+                "--compare-unit", "words")
     assert r.returncode == 0, r.stderr
     assert "Jaccard" in r.stdout
     out = tmp_path / "cmp"
@@ -57,10 +58,10 @@ def test_cli_writes_table_json_and_plot(demo_selections, tmp_path):
 def test_the_papers_released_fastchat_selection(shared_data, tmp_path):
     """The paper's LIMA-1k (FastChat, identity_<row> ids, a score per row) against our longest-100 of it."""
     lima = shared_data / "lima" / "fastchat_lima_1k.json"
-    select_to_dir(lima, tmp_path / "lima-100", strategy="longest", k=100, unit="nltk-words")
+    select_to_dir(lima, tmp_path / "lima-100", strategy="longest", k=100, unit="words")
     paper = load_selection(lima)
     assert len(paper.rows) == 1000 and all(r is not None for r in paper.rows)
-    res = compare([lima, tmp_path / "lima-100"])
+    res = compare([lima, tmp_path / "lima-100"], unit="words")
     assert res["match_key"] == "row"
     assert res["overlap"][0][1] == 100 and res["jaccard"][0][1] == 0.1
     per = res["per_selection"]
