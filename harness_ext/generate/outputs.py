@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness_ext.core.artifacts import is_jsonl, iter_rows
+from harness_ext.core.artifacts import is_jsonl, iter_rows, require_files
 from harness_ext.core.errors import InputError
 
 
@@ -38,8 +38,9 @@ class ModelOutput:
 
 def _rows(path: Path) -> list[tuple[str, Any]]:
     """(where, value) per record: file:line in JSONL, the 0-based record number in a JSON list."""
-    return [(f"{path}:{line}" if is_jsonl(path) else f"{path}: record {row}", value)
-            for row, line, value in iter_rows(path)]
+    require_files(path)
+    jsonl = is_jsonl(path)
+    return [(f"{path}:{line}" if jsonl else f"{path}: record {row}", value) for row, line, value in iter_rows(path)]
 
 
 def load_outputs(path: str | Path) -> list[ModelOutput]:
