@@ -29,6 +29,8 @@ from harness_ext.core.records import ToneClassifier
 from harness_ext.train.basemodel import resolve_base_model
 from harness_ext.train.callbacks import (
     LOG_FILE,
+    GenerationProbe,
+    MonitorSchedule,
     TrainLog,
     load_classifier,
     load_instructions,
@@ -315,9 +317,9 @@ def _train(config: TrainConfig, data: Path, data_sha: str, out: Path, key: str,
     callbacks: list[Any] = [make_log_callback(train_log)] if train_log else []
     if classifier is not None:
         callbacks.append(make_ifs_callback(
-            classifier=classifier, instructions=instructions, fmt=fmt,
-            tokenizer=tokenizer, every=config.ifs_every, max_new_tokens=config.ifs_max_new_tokens,
-            patience=config.ifs_patience, min_delta=config.ifs_min_delta, prefix=special_prefix(tokenizer),
+            classifier=classifier, instructions=instructions,
+            probe=GenerationProbe(fmt, tokenizer, special_prefix(tokenizer), config.ifs_max_new_tokens),
+            schedule=MonitorSchedule(config.ifs_every, config.ifs_patience, config.ifs_min_delta),
             write=train_log.write if train_log else (lambda record: None), history=history,
         ))
     callbacks.extend(extra_callbacks)
