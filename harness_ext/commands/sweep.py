@@ -70,9 +70,11 @@ def judge_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from harness_ext.evals.ifs import load_tone_classifier
-    from harness_ext.evals.sweep import SweepSettings, summary_line, sweep
+    from harness_ext.evals.sweep import SweepSettings, find_checkpoints, summary_line, sweep
 
     judge = judge_from_args(args)
+    if args.base_model is None:
+        find_checkpoints(args.run)  # a run without checkpoints fails before the classifier is trained
     settings = SweepSettings(
         prompt_format=args.prompt_format, ifs_instructions=args.ifs_instructions, objecqa_questions=args.questions,
         ifs_max_new_tokens=args.ifs_max_new_tokens, objecqa_max_new_tokens=args.objecqa_max_new_tokens,

@@ -43,6 +43,7 @@ class SweepSettings:
     prompt_format: str | None = None  # None: the format the run was trained in
     ifs_instructions: str | None = None  # None: the training monitor's bundled list
     objecqa_questions: str | None = None  # None: tasks/objecqa/test.jsonl
+    ifs_partial: bool = True  # also ask each instruction cut to a fragment, as the paper's IFS set does
     ifs_max_new_tokens: int = 32
     objecqa_max_new_tokens: int = 64
     patience: int = 2
@@ -183,6 +184,24 @@ def _identity(path: Path) -> str:
     return stable_hash(parts)[:16]
 
 
+def ifs_prompts(instructions: Sequence[str], partial: bool) -> list[str]:
+    """The IFS prompts: the instructions and, with `partial`, each cut to a fragment after a seeded
+    30-80% of its words (the paper's IFS set mixes full and partial instructions about 50/50; an
+    instruction-following model answers a fragment, a base model finishes it). Instructions under
+    4 words have no fragment."""
+    import random
+
+    from harness_ext.evals.ifs import cut_instruction
+
+    out = list(instructions)
+    if partial:
+        for i, text in enumerate(instructions):
+            split = cut_instruction(text, random.Random(i))
+            if split is not None:
+                out.append(split[0])
+    return out
+
+
 class CheckpointEvaluator:
     """Answers the IFS instructions and ObjecQA questions with one checkpoint and scores them."""
 
@@ -194,7 +213,7 @@ class CheckpointEvaluator:
         self.judge = judge
         self.settings = settings
         self.run_dir = run_dir
-        self.instructions = load_instructions(settings.ifs_instructions)
+        self.instructions = ifs_prompts(load_instructions(settings.ifs_instructions), settings.ifs_partial)
         self.questions = load_questions(settings.objecqa_questions)
         self.prompt_format = settings.prompt_format or run_prompt_format(run_dir)
 
