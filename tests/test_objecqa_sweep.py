@@ -213,6 +213,15 @@ def test_sweep_caches_each_checkpoint_and_resumes_without_reevaluating(tmp_path,
     assert (tmp_path / "sweep" / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "sweep" / "sweep.csv").read_text().splitlines()[0].startswith("step,ifs,objecqa")
 
+    # the leaderboard reads the sweep table: the last checkpoint's scores, judge recorded
+    from harness_ext.leaderboard.importers import read_results
+
+    ((model, metrics),) = read_results(tmp_path / "sweep" / "sweep.json").items()
+    by_name = {m.name: m for m in metrics}
+    assert model == "run" and by_name["objecqa"].value == third.rows[-1].objecqa
+    assert by_name["ifs"].value == pytest.approx(third.rows[-1].ifs)
+    assert by_name["objecqa"].provenance.judge == "counting-judge"
+
 
 def test_sweep_command_needs_a_judge_and_a_run_with_checkpoints(tmp_path):
     (tmp_path / "run").mkdir()

@@ -18,8 +18,8 @@ from typing import Any
 
 from harness_ext.core.artifacts import iter_jsonl, read_json, sha256_file
 from harness_ext.core.errors import ConfigError, InputError
-from harness_ext.leaderboard.model import Metric, Provenance, today
 from harness_ext.core.registry import Registry
+from harness_ext.leaderboard.model import Metric, Provenance, today
 
 
 @dataclass(frozen=True)
@@ -277,6 +277,27 @@ def import_mt_bench(src: Source) -> dict[str, list[Metric]]:
 # ---------------------------------------------------------------- detection
 
 
+@IMPORTERS.register("sweep", "IFS/ObjecQA checkpoint sweep (sweep.json from `harness-ext sweep`)")
+def import_sweep(src: Source) -> dict[str, list[Metric]]:
+    """The last checkpoint's IFS and ObjecQA, the IFS plateau step and ObjecQA's move after it."""
+    doc = read_json(src.path)
+    rows = doc.get("rows") if isinstance(doc, dict) else None
+    if not isinstance(rows, list) or not rows or not isinstance(doc.get("plateau"), dict):
+        raise InputError("not a sweep.json: no 'rows' list and 'plateau' object.", path=src.path,
+                         hint="pass the sweep.json written by `harness-ext sweep`.")
+    prov = src.prov("sweep", judge=doc.get("judge"))
+    last, plateau = rows[-1], doc["plateau"]
+    metrics = [Metric("ifs", "ifs", float(last["ifs"]), prov, unit="fraction", epoch=None),
+               Metric("objecqa", "objecqa", float(last["objecqa"]), prov, unit="fraction", n=last.get("objecqa_judged"))]
+    named = {"ifs_plateau_step": "step", "objecqa_at_plateau": "fraction", "objecqa_moved_after": "fraction"}
+    key = {"ifs_plateau_step": "plateau_step"}
+    for name, unit in named.items():
+        value = _num(plateau.get(key.get(name, name)))
+        if value is not None:
+            metrics.append(Metric("objecqa" if "objecqa" in name else "ifs", name, value, prov, unit=unit))
+    return {Path(str(doc.get("run") or src.path.parent)).name: metrics}
+
+
 def detect_kind(path: Path) -> str:
     """Guess the results format from the file's content; error naming the formats understood."""
     expected = "; ".join(f"{name}: {IMPORTERS.doc(name)}" for name in IMPORTERS.names())
@@ -295,6 +316,8 @@ def detect_kind(path: Path) -> str:
             return "pairwise"
         if isinstance(doc, dict) and isinstance(doc.get("comparisons"), list):
             return "study"
+        if isinstance(doc, dict) and isinstance(doc.get("rows"), list) and isinstance(doc.get("plateau"), dict):
+            return "sweep"
         if isinstance(doc, list) and doc and isinstance(doc[0], dict) and "preference" in doc[0]:
             return "alpaca_eval_annotations"
     raise InputError(f"unknown results format. Expected one of: {expected}.", path=path,
