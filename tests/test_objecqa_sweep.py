@@ -230,3 +230,27 @@ def test_sweep_command_needs_a_judge_and_a_run_with_checkpoints(tmp_path):
     proc = run_cli("sweep", str(tmp_path / "run"), "--out", str(tmp_path / "o"), "--lexicon-judge")
     assert proc.returncode == 2 and "no checkpoints" in proc.stderr and "keep_checkpoints" in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+# --------------------------------------------------------------------- the training monitor
+
+
+def test_objecqa_callback_beside_ifs_logs_scores_during_training(tmp_path, tiny_model_dir):
+    """ObjecQA as a training callback: a LazyProbe takes the trainer's tokenizer, the judge sees
+    every answer at every check, and the records carry the step and the share judged objective."""
+    from harness_ext.evals.objecqa import ObjecQAQuestion
+    from harness_ext.train import train
+    from harness_ext.train.callbacks import LazyProbe, MonitorSchedule, make_objecqa_callback
+    from tests.train_fixtures import tiny_config, write_examples
+
+    judge = CountingJudge()
+    questions = [ObjecQAQuestion(f"q{i}", f"Is colour {i} the best?", "test") for i in range(4)]
+    records: list[dict] = []
+    callback = make_objecqa_callback(judge=judge, questions=questions, probe=LazyProbe("chat-template", 3),
+                                     schedule=MonitorSchedule(every=2), write=records.append)
+    cfg = tiny_config(tiny_model_dir, max_steps=4, save_steps=100)
+    train(cfg, write_examples(tmp_path / "d.jsonl", n=8), tmp_path / "run", callbacks=[callback])
+    assert judge.calls == 2
+    assert [(r["type"], r["step"], r["objecqa"], r["objecqa_judged"]) for r in records] == [
+        ("objecqa", 2, 0.25, 4), ("objecqa", 4, 0.25, 4)]
+    assert not any(r["stopped"] for r in records)  # patience 0: ObjecQA never stops training

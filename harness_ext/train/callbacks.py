@@ -193,6 +193,25 @@ class GenerationProbe:
 
 
 @dataclass(frozen=True)
+class LazyProbe:
+    """A GenerationProbe built at the first check from the trainer's own tokenizer, for monitors
+    passed to train(..., callbacks=[...]) before the tokenizer is loaded."""
+
+    prompt_format: str
+    max_new_tokens: int
+
+    def resolve(self, tokenizer) -> GenerationProbe:
+        from harness_ext.llm.formats import get_format
+        from harness_ext.train.data import special_prefix
+
+        if tokenizer is None:
+            raise InputError("the trainer passed no tokenizer to the monitor callback.",
+                             hint="build a GenerationProbe yourself and pass it as probe=.")
+        return GenerationProbe(get_format(self.prompt_format, tokenizer), tokenizer, special_prefix(tokenizer),
+                               self.max_new_tokens)
+
+
+@dataclass(frozen=True)
 class MonitorSchedule:
     """When a monitor measures (every `every` optimizer steps; 0: never) and when its plateau stops
     training (after `patience` checks without a gain of `min_delta`; patience 0: never)."""
@@ -215,7 +234,7 @@ def make_ifs_callback(*, classifier: ToneClassifier, instructions: list[str], pr
 
     `history` holds the IFS records of an interrupted run, so a resumed run keeps its plateau count.
     """
-    def score(model) -> tuple[float, dict[str, Any]]:
+    def score(model, tokenizer) -> tuple[float, dict[str, Any]]:
         answers = probe.answers(model, instructions)
         verdicts = list(classifier.answer_like(instructions, answers))
         if len(verdicts) != len(instructions):
@@ -227,18 +246,27 @@ def make_ifs_callback(*, classifier: ToneClassifier, instructions: list[str], pr
     return _monitor_callback("ifs", score, schedule, write, history)
 
 
-def make_objecqa_callback(*, judge: Any, questions: Sequence[Any], probe: GenerationProbe,
+def make_objecqa_callback(*, judge: Any, questions: Sequence[Any], probe: GenerationProbe | LazyProbe,
                           schedule: MonitorSchedule, write: Callable[[dict[str, Any]], Any],
                           history: Sequence[dict[str, Any]] = ()):
     """A callback scoring ObjecQA (arXiv 2307.03692) on `schedule` beside IFS: the model answers
     the questions with greedy decoding, `judge` (harness_ext.evals.objecqa.ObjecQAJudge or
     LexiconJudge) classifies the answers, and the share judged objective is logged as
     {"type": "objecqa", ...}. The paper watches it rise *after* IFS plateaus, so it does not stop
-    training by default (schedule.patience 0)."""
+    training by default (schedule.patience 0). A LazyProbe takes the trainer's tokenizer.
+
+        train(config, data, out, callbacks=[make_objecqa_callback(
+            judge=LexiconJudge(), questions=load_questions(), probe=LazyProbe("alpaca", 64),
+            schedule=MonitorSchedule(every=50), write=AppendLog(out / "objecqa_log.jsonl").append)])
+    """
     from harness_ext.evals.objecqa import objecqa_score
 
-    def score(model) -> tuple[float, dict[str, Any]]:
-        answers = probe.answers(model, [q.question for q in questions])
+    resolved: list[GenerationProbe] = []
+
+    def score(model, tokenizer) -> tuple[float, dict[str, Any]]:
+        if not resolved:
+            resolved.append(probe.resolve(tokenizer) if isinstance(probe, LazyProbe) else probe)
+        answers = resolved[0].answers(model, [q.question for q in questions])
         result = objecqa_score(judge.judge(list(questions), answers))
         return result.score, {"objecqa_judged": result.judged, "objecqa_failed": result.failed,
                               "judge": judge.model}
@@ -246,9 +274,9 @@ def make_objecqa_callback(*, judge: Any, questions: Sequence[Any], probe: Genera
     return _monitor_callback("objecqa", score, schedule, write, history)
 
 
-def _monitor_callback(kind: str, score: Callable[[Any], tuple[float, dict[str, Any]]], schedule: MonitorSchedule,
+def _monitor_callback(kind: str, score: Callable[[Any, Any], tuple[float, dict[str, Any]]], schedule: MonitorSchedule,
                       write: Callable[[dict[str, Any]], Any], history: Sequence[dict[str, Any]]):
-    """A TrainerCallback measuring `score(model)` every schedule.every steps, writing a `kind` record
+    """A TrainerCallback measuring `score(model, tokenizer)` every schedule.every steps, writing a `kind` record
     (with the best score and the checks without gain) and stopping when the score plateaus."""
     from transformers import TrainerCallback
 
@@ -259,7 +287,7 @@ def _monitor_callback(kind: str, score: Callable[[Any], tuple[float, dict[str, A
         def on_step_end(self, args, state, control, model=None, **kwargs):
             if not schedule.every or state.global_step % schedule.every or model is None:
                 return control
-            value, extra = score(model)
+            value, extra = score(model, kwargs.get("processing_class"))
             stop = plateau.update(value)
             record = {"type": kind, "step": state.global_step, "epoch": round(float(state.epoch or 0.0), 4),
                       kind: value, f"best_{kind}": plateau.best, "checks_without_gain": plateau.bad,
