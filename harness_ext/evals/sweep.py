@@ -354,15 +354,15 @@ def plot_sweep(rows: Sequence[CheckpointScores], report: PlateauReport, path: Pa
     ax.plot(steps, [r.objecqa for r in rows], marker="s", label="ObjecQA (objective share)")
     if report.plateau_step is not None:
         ax.axvline(report.plateau_step, color="grey", linestyle="--", linewidth=1)
-        ax.annotate(f"IFS plateau (step {report.plateau_step})\nObjecQA after: {report.objecqa_moved_after:+.2f}",
-                    xy=(report.plateau_step, 0.02), xytext=(6, 4), textcoords="offset points", fontsize=8,
-                    color="dimgrey")
+        ax.text(report.plateau_step, 0.97, f" IFS plateau (step {report.plateau_step})\n"
+                f" ObjecQA after it: {report.objecqa_moved_after:+.2f}", transform=ax.get_xaxis_transform(),
+                va="top", ha="left", fontsize=8, color="dimgrey")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("training step")
     ax.set_ylabel("score")
     ax.set_title(title or "Format infusion (IFS) vs knowledge infusion (ObjecQA)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="center right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight", dpi=120)
     plt.close(fig)
