@@ -47,7 +47,7 @@ def test_objecqa_scores_scripted_answers_through_the_openai_compatible_client(tm
         judge = ObjecQAJudge(client, "judge-x")
         verdicts = judge.judge(qs, answers)
         assert srv.served == 4  # the empty answer is never sent
-        prompt = last_user_text(srv.bodies[0])
+        prompt = next(p for p in map(last_user_text, srv.bodies) if "{and}" in p)  # requests arrive in any order
         assert qs[0].question in prompt and "It depends on your taste {and} mood." in prompt
         assert prompt.rstrip().endswith("Class:")
         # a rerun is answered from the judge cache: nothing paid twice
@@ -254,3 +254,33 @@ def test_objecqa_callback_beside_ifs_logs_scores_during_training(tmp_path, tiny_
     assert [(r["type"], r["step"], r["objecqa"], r["objecqa_judged"]) for r in records] == [
         ("objecqa", 2, 0.25, 4), ("objecqa", 4, 0.25, 4)]
     assert not any(r["stopped"] for r in records)  # patience 0: ObjecQA never stops training
+
+
+class FlakyJudge(CountingJudge):
+    """Fails the first question on its first call (an endpoint error), answers everything later."""
+
+    def judge(self, questions, responses):
+        from dataclasses import replace
+
+        verdicts = super().judge(questions, responses)
+        if self.calls == 1:
+            verdicts[0] = replace(verdicts[0], objective=None, error="HTTP 500 after retries")
+        return verdicts
+
+
+def test_sweep_rejudges_failed_verdicts_without_regenerating(tmp_path, tiny_model_dir):
+    from harness_ext.evals.sweep import SweepSettings, sweep
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps({"question": f"Is {x} better?"}) + "\n" for x in ("tea", "rain", "jazz")))
+    settings = SweepSettings(objecqa_questions=str(questions), ifs_max_new_tokens=2, objecqa_max_new_tokens=2)
+    run = _fake_run(tmp_path / "run", tiny_model_dir, [2])
+    tone, judge = CountingTone(), FlakyJudge()
+    first = sweep(run, tmp_path / "s", classifier=tone, judge=judge, settings=settings, figure=False)
+    assert first.rows[0].objecqa_failed == 1 and first.rows[0].objecqa_judged == 2
+    cached = json.loads((tmp_path / "s" / "checkpoints" / "step-2.json").read_text())
+    second = sweep(run, tmp_path / "s", classifier=tone, judge=judge, settings=settings, figure=False)
+    assert (tone.calls, judge.calls) == (1, 2)  # judged again, not generated again
+    assert second.rows[0].objecqa_failed == 0 and second.rows[0].objecqa_judged == 3
+    again = json.loads((tmp_path / "s" / "checkpoints" / "step-2.json").read_text())
+    assert [a["answer"] for a in again["objecqa_answers"]] == [a["answer"] for a in cached["objecqa_answers"]]

@@ -10,7 +10,8 @@ both on every checkpoint a run kept, finds the IFS plateau, and says how far Obj
 
 Every checkpoint's scores, answers and verdicts are cached in out/checkpoints/step-<N>.json,
 keyed by the checkpoint's files and the settings; a rerun (or a run extended with more
-checkpoints) evaluates only what is missing. Outputs: sweep.json, sweep.csv, sweep.md, sweep.png.
+checkpoints) evaluates only what is missing, and re-judges (without regenerating) the answers
+of a checkpoint whose judge requests failed. Outputs: sweep.json, sweep.csv, sweep.md, sweep.png.
 """
 
 from __future__ import annotations
@@ -239,7 +240,6 @@ class CheckpointEvaluator:
 
     def evaluate(self, ckpt: Checkpoint) -> dict[str, Any]:
         """The cache record of one checkpoint: scores, answers and verdicts."""
-        from harness_ext.evals.objecqa import objecqa_score
         from harness_ext.llm.formats import resolve_format
         from harness_ext.train.callbacks import GenerationProbe
         from harness_ext.train.data import special_prefix
@@ -252,18 +252,24 @@ class CheckpointEvaluator:
         ifs_answers = ifs_probe.answers(model, self.instructions)
         flags = [bool(f) for f in self.classifier.answer_like(self.instructions, ifs_answers)]
         qa_answers = qa_probe.answers(model, [q.question for q in self.questions])
-        verdicts = self.judge.judge(self.questions, qa_answers)
-        score = objecqa_score(verdicts)
-        return {
+        record = {
             "key": self.key(ckpt), "step": ckpt.step, "checkpoint": str(ckpt.path), "format": fmt.name,
-            "ifs": sum(flags) / len(flags), "objecqa": score.score, "objecqa_judged": score.judged,
-            "objecqa_failed": score.failed, "judge": self.judge.model,
+            "ifs": sum(flags) / len(flags), "judge": self.judge.model,
             "ifs_answers": [{"instruction": i, "answer": a, "answer_like": f}
                             for i, a, f in zip(self.instructions, ifs_answers, flags, strict=True)],
-            "objecqa_answers": [{"id": q.id, "question": q.question, "answer": a, "objective": v.objective,
-                                 "judge_reply": v.judge_reply, "error": v.error}
-                                for q, a, v in zip(self.questions, qa_answers, verdicts, strict=True)],
         }
+        return self.judged(record, qa_answers)
+
+    def judged(self, record: dict[str, Any], answers: Sequence[str]) -> dict[str, Any]:
+        """`record` with the ObjecQA verdicts and score of `answers` (the judge's cache answers repeats)."""
+        from harness_ext.evals.objecqa import objecqa_score
+
+        verdicts = self.judge.judge(self.questions, list(answers))
+        score = objecqa_score(verdicts)
+        return {**record, "objecqa": score.score, "objecqa_judged": score.judged, "objecqa_failed": score.failed,
+                "objecqa_answers": [{"id": q.id, "question": q.question, "answer": a, "objective": v.objective,
+                                     "judge_reply": v.judge_reply, "error": v.error}
+                                    for q, a, v in zip(self.questions, answers, verdicts, strict=True)]}
 
 
 def _row(record: dict[str, Any], cached: bool) -> CheckpointScores:
@@ -285,10 +291,15 @@ def sweep(run_dir: str | Path, out_dir: str | Path, *, classifier: Any, judge: A
     evaluated = 0
     for ckpt in tqdm(checkpoints, desc="sweep", unit="ckpt"):
         cache = out / CACHE_DIR / f"step-{ckpt.step}.json"
-        if cache.is_file() and read_json(cache).get("key") == evaluator.key(ckpt):
-            rows.append(_row(read_json(cache), cached=True))
+        old = read_json(cache) if cache.is_file() else None
+        if old is not None and old.get("key") == evaluator.key(ckpt) and not old.get("objecqa_failed"):
+            rows.append(_row(old, cached=True))
             continue
-        record = evaluator.evaluate(ckpt)
+        if old is not None and old.get("key") == evaluator.key(ckpt):
+            # some judge requests failed last time: judge the kept answers again (no regeneration)
+            record = evaluator.judged(old, [a["answer"] for a in old["objecqa_answers"]])
+        else:
+            record = evaluator.evaluate(ckpt)
         atomic_write_json(cache, record)
         evaluated += 1
         rows.append(_row(record, cached=False))
