@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "lm-eval": "harness_ext.commands.lm_eval",
     "lm-eval-tasks": "harness_ext.commands.lm_eval_tasks",
     "ifs": "harness_ext.commands.ifs",
+    "sweep": "harness_ext.commands.sweep",
     "contamination": "harness_ext.commands.contamination",
     "leaderboard": "harness_ext.commands.leaderboard",
     "study": "harness_ext.commands.study",

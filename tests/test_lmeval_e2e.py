@@ -2,7 +2,7 @@
 
 One lm_eval invocation covers hx_openllm (lm_eval's own ARC, HellaSwag, MMLU, TruthfulQA mc2,
 Winogrande and GSM8K pointed at local files), hx_longform (GovReport, SummScreenFD, QMSum) and
-hx_ifs; a second goes through the in-process launcher (run_lm_eval) with a user task that
+hx_ifs, hx_objecqa; a second goes through the in-process launcher (run_lm_eval) with a user task that
 attaches the registered length metric by name.
 """
 
@@ -25,7 +25,7 @@ pytest.importorskip("sklearn")
 FIXTURES = ROOT / "tests" / "fixtures"
 LOCAL_DATA = FIXTURES / "lmeval_data"
 IFS_TRAIN = FIXTURES / "ifs_train.jsonl"
-ALL_TASKS = "hx_openllm,hx_longform,hx_ifs,hx_ifs_partial"
+ALL_TASKS = "hx_openllm,hx_longform,hx_ifs,hx_ifs_partial,hx_objecqa"
 
 
 def _all_task_names() -> set[str]:
@@ -79,6 +79,7 @@ def lm_eval_run(tiny_model_dir, tmp_path_factory):
     )
     out = tmp / "out"
     env = cli_env(HARNESS_EXT_IFS_DATA=str(IFS_TRAIN), HARNESS_EXT_CACHE=str(tmp / "cache"),
+                  HARNESS_EXT_OBJECQA_JUDGE="lexicon",
                   HF_DATASETS_CACHE=str(tmp / "hf_datasets"))
     proc = subprocess.run(
         [sys.executable, "-m", "lm_eval", "run", "--model", "hf", "--model_args", f"pretrained={tiny_model_dir}",
@@ -171,6 +172,23 @@ def test_ifs_task_scores_with_the_tone_classifier(lm_eval_run, monkeypatch):
     frags = [s["doc"]["instruction"] for s in partial]
     assert results["results"]["hx_ifs_partial"]["ifs,none"] == pytest.approx(
         ifs_score(clf, frags, [s["resps"][0][0] for s in partial]))
+
+
+def test_objecqa_task_loads_from_tasks_and_scores_with_the_named_judge(lm_eval_run):
+    """Real lm_eval loads hx_objecqa from tasks/ (its questions as the documents) and the task's
+    score is the share of logged answers the judge named in $HARNESS_EXT_OBJECQA_JUDGE calls objective."""
+    results, folder = lm_eval_run
+    samples = _samples(folder, "hx_objecqa")
+    from harness_ext.evals.objecqa import LexiconJudge, ObjecQAQuestion, load_questions
+
+    questions = load_questions()
+    assert len(questions) == 100
+    assert [s["doc"]["question"] for s in samples] == [q.question for q in questions[:3]]
+    asked = [ObjecQAQuestion(s["doc"]["id"], s["doc"]["question"], s["doc"]["source"]) for s in samples]
+    verdicts = LexiconJudge().judge(asked, [s["resps"][0][0] for s in samples])
+    expected = sum(bool(v.objective) for v in verdicts) / len(verdicts)
+    assert results["results"]["hx_objecqa"]["objecqa,none"] == pytest.approx(expected)
+    assert [s["objecqa"] for s in samples] == [float(bool(v.objective)) for v in verdicts]
 
 
 def test_plain_lm_eval_attaches_length_metric_by_function(lm_eval_run):

@@ -9,10 +9,13 @@ HELP = "run lm-evaluation-harness with harness-ext's tasks (every lm_eval flag p
 DESCRIPTION = """\
 Run lm-evaluation-harness (`lm_eval run ...`) in this process after registering harness-ext's
 metrics (hx_gen_chars, hx_gen_words, hx_gen_tokens) and adding `--include_path` for the
-package's tasks (hx_openllm*, hx_longform, hx_govreport, hx_summscreenfd, hx_qmsum, hx_ifs)
+package's tasks (hx_openllm*, hx_longform, hx_govreport, hx_summscreenfd, hx_qmsum, hx_ifs,
+hx_ifs_partial, hx_objecqa)
 unless you pass one. Every option other than --local-data goes to lm_eval unchanged
 (see `lm_eval run --help`). When the results hold Open LLM v1 tasks and --output_path is set,
-openllm_summary.json (leaderboard metric per task and their mean) is written next to them."""
+openllm_summary.json (leaderboard metric per task and their mean) is written next to them.
+This command keeps lm_eval's CLI so that every one of its flags works; the pipeline's lm_eval
+stage calls lm_eval's Python API (simple_evaluate) instead."""
 EPILOG = """\
 examples:
   harness-ext lm-eval --model hf --model_args pretrained=out/model --tasks hx_openllm_no_hellaswag --output_path runs/eval

@@ -123,6 +123,21 @@ def write_local_tasks(data_dir: str | Path, out_dir: str | Path) -> Path:
     if not folders:
         raise InputError("no task folders inside.", path=data_dir,
                          hint="create <task name>/<split>.jsonl, e.g. arc_challenge/test.jsonl.")
+    overrides, mmlu_subjects = _overrides_for(folders)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        _write_include_tree(tmp, overrides, mmlu_subjects, data_dir)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def _overrides_for(folders: list[Path]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """{task: override config} for the task folders of a local data folder, and the MMLU subjects among them."""
     index = _task_index()
     from lm_eval.tasks._index import Kind
 
@@ -145,37 +160,33 @@ def write_local_tasks(data_dir: str | Path, out_dir: str | Path) -> Path:
         overrides[name] = _override(name, entry, _split_files(name, folder, entry.cfg or {}))
         if entry.tags & _MMLU_TAGS:
             mmlu_subjects.append(name)
+    return overrides, mmlu_subjects
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        ours = tasks_dir().resolve()
-        for yml in sorted(ours.rglob("*.yaml")):
-            if "__pycache__" in yml.parts:
-                continue
-            target = tmp / "harness_ext" / yml.relative_to(ours)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if declared_name(yml) in overrides:
-                continue  # the override below replaces this task
-            target.write_text(_yaml_dump({"include": str(yml)}), encoding="utf-8")
-        for name, cfg in overrides.items():
-            (tmp / "local").mkdir(exist_ok=True)
-            (tmp / "local" / f"{name}.yaml").write_text(_yaml_dump(cfg), encoding="utf-8")
-        if mmlu_subjects:
-            group = {
-                "group": "mmlu",
-                "task": sorted(mmlu_subjects),
-                "aggregate_metric_list": [{"metric": "acc", "weight_by_size": True}],
-                "metadata": {"version": 2, "local_data": str(data_dir)},
-            }
-            (tmp / "local" / "_mmlu_local.yaml").write_text(_yaml_dump(group), encoding="utf-8")
-        (tmp / MARKER).write_text(f"written by harness-ext from {data_dir}\n", encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+
+def _write_include_tree(tmp: Path, overrides: dict[str, dict[str, Any]], mmlu_subjects: list[str],
+                        data_dir: Path) -> None:
+    """Stubs including each of our task YAMLs (except those overridden), the overrides, and the MMLU group."""
+    ours = tasks_dir().resolve()
+    for yml in sorted(ours.rglob("*.yaml")):
+        if "__pycache__" in yml.parts:
+            continue
+        target = tmp / "harness_ext" / yml.relative_to(ours)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if declared_name(yml) in overrides:
+            continue  # the override below replaces this task
+        target.write_text(_yaml_dump({"include": str(yml)}), encoding="utf-8")
+    for name, cfg in overrides.items():
+        (tmp / "local").mkdir(exist_ok=True)
+        (tmp / "local" / f"{name}.yaml").write_text(_yaml_dump(cfg), encoding="utf-8")
+    if mmlu_subjects:
+        group = {
+            "group": "mmlu",
+            "task": sorted(mmlu_subjects),
+            "aggregate_metric_list": [{"metric": "acc", "weight_by_size": True}],
+            "metadata": {"version": 2, "local_data": str(data_dir)},
+        }
+        (tmp / "local" / "_mmlu_local.yaml").write_text(_yaml_dump(group), encoding="utf-8")
+    (tmp / MARKER).write_text(f"written by harness-ext from {data_dir}\n", encoding="utf-8")
 
 
 def declared_name(yml: Path) -> str:

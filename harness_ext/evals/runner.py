@@ -4,7 +4,12 @@
 - `run_lm_eval_cli(argv)`: lm_eval's own CLI, in-process, after registering our metrics and
   adding `--include_path tasks_path()` unless the caller gave one (lm_eval has no entry-point
   plugin discovery, so a launcher is the only way to pre-register metrics).
-- `run_lm_eval(model_path, tasks, out, ...)`: the pipeline's call; returns the results JSON.
+- `run_lm_eval(model_path, tasks, out, ...)`: the pipeline's call, through lm_eval's Python API
+  (simple_evaluate + TaskManager); writes the results JSON as lm_eval's CLI does and returns it.
+
+Two doors on purpose: `harness-ext lm-eval` hands every flag to lm_eval's own CLI (users know its
+flags, and it has dozens: W&B, hub pushing, ...), while the pipeline calls simple_evaluate with
+the options EvalOptions names, so it knows the results file it wrote instead of searching for it.
 - `openllm_summary(results)`: the Open LLM v1 leaderboard metrics and their mean, which an
   lm_eval group cannot compute (it averages one metric name across its tasks).
 
@@ -18,6 +23,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +129,108 @@ def _results_files(out: Path) -> dict[Path, float]:
     return {p: p.stat().st_mtime for p in out.rglob("results_*.json")} if out.exists() else {}
 
 
+@dataclass(frozen=True)
+class EvalOptions:
+    """The lm_eval options the pipeline may set, as simple_evaluate takes them.
+
+    `from_flags` reads them from lm_eval CLI spellings (an experiment's `lm_eval.extra_args`);
+    a flag simple_evaluate has no argument for is an error there, not silently dropped.
+    """
+
+    model_args: tuple[str, ...] = ()
+    batch_size: str | None = None
+    max_batch_size: int | None = None
+    num_fewshot: int | None = None
+    log_samples: bool = False
+    apply_chat_template: bool | str = False
+    fewshot_as_multiturn: bool = True
+    gen_kwargs: str | None = None
+    system_instruction: str | None = None
+    use_cache: str | None = None
+    predict_only: bool = False
+    bootstrap_iters: int = 100000
+    confirm_run_unsafe_code: bool = False
+
+    @classmethod
+    def from_flags(cls, flags: Sequence[str]) -> EvalOptions:
+        import argparse
+
+        p = argparse.ArgumentParser(prog="lm_eval extra_args", add_help=False, allow_abbrev=False)
+        p.add_argument("--model_args", action="append", default=[])
+        p.add_argument("--batch_size")
+        p.add_argument("--max_batch_size", type=int)
+        p.add_argument("--num_fewshot", type=int)
+        p.add_argument("--log_samples", action="store_true")
+        p.add_argument("--apply_chat_template", nargs="?", const=True, default=False)
+        p.add_argument("--fewshot_as_multiturn", action="store_true", default=True)
+        p.add_argument("--gen_kwargs")
+        p.add_argument("--system_instruction")
+        p.add_argument("--use_cache")
+        p.add_argument("--predict_only", action="store_true")
+        p.add_argument("--bootstrap_iters", type=int, default=100000)
+        p.add_argument("--confirm_run_unsafe_code", action="store_true")
+        ns, rest = p.parse_known_args(list(flags))
+        if rest:
+            known = sorted(a.option_strings[0] for a in p._actions)
+            raise ConfigError(
+                f"lm_eval extra_args: {' '.join(rest)} is not an option the pipeline passes to lm_eval's "
+                f"simple_evaluate (it takes: {', '.join(known)}).",
+                hint="drop it, or run that evaluation with `harness-ext lm-eval`, which hands every flag to "
+                "lm_eval's own CLI. Local task data goes in local_data, not --include_path.")
+        return cls(model_args=tuple(ns.model_args), batch_size=ns.batch_size, max_batch_size=ns.max_batch_size,
+                   num_fewshot=ns.num_fewshot, log_samples=ns.log_samples, apply_chat_template=ns.apply_chat_template,
+                   fewshot_as_multiturn=ns.fewshot_as_multiturn, gen_kwargs=ns.gen_kwargs,
+                   system_instruction=ns.system_instruction, use_cache=ns.use_cache, predict_only=ns.predict_only,
+                   bootstrap_iters=ns.bootstrap_iters, confirm_run_unsafe_code=ns.confirm_run_unsafe_code)
+
+
+def _resolve_tasks(task_manager: Any, tasks: Sequence[str]) -> list[Any]:
+    """Task names and YAML file paths as simple_evaluate takes them (what lm_eval's CLI does)."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    resolved: list[Any] = []
+    for task in tasks:
+        if task.endswith(".yaml"):
+            path = Path(task).expanduser()
+            if not path.is_file():
+                raise ConfigError(f"lm_eval task file not found: {path}.", hint="check the path in tasks.")
+            resolved.append(load_yaml(str(path.resolve()), resolve_func=True))
+            continue
+        matches = task_manager.match_tasks([task])
+        if not matches:
+            raise ConfigError(f"lm_eval: Tasks not found: {task}.{did_you_mean(task, our_task_names())}",
+                              hint="list tasks with `harness-ext lm-eval ls tasks`.")
+        resolved.extend(m for m in matches if m not in resolved)
+    return resolved
+
+
+def write_results(results: dict[str, Any], out: Path, tracker: Any) -> Path:
+    """Write simple_evaluate's results where and as lm_eval's CLI does:
+    out/<sanitized model name>/results_<date>.json (+ samples_<task>_<date>.jsonl), atomically."""
+    import json
+    from dataclasses import asdict
+    from datetime import datetime
+
+    from lm_eval.utils import handle_non_serializable, hash_string
+
+    from harness_ext.core.artifacts import atomic_write_text
+
+    samples = results.pop("samples", None)
+    tracker.general_config_tracker.log_end_time()
+    results["task_hashes"] = {
+        task: hash_string("".join(s["doc_hash"] + s["prompt_hash"] + s["target_hash"] for s in rows))
+        for task, rows in (samples or {}).items()
+    }
+    results.update(asdict(tracker.general_config_tracker))
+    tracker.date_id = datetime.now().isoformat().replace(":", "-")
+    folder = out / str(tracker.general_config_tracker.model_name_sanitized)
+    path = folder / f"results_{tracker.date_id}.json"
+    atomic_write_text(path, json.dumps(results, indent=2, default=handle_non_serializable, ensure_ascii=False))
+    for task in results.get("configs", {}) if samples else ():
+        tracker.save_results_samples(task_name=task, samples=samples[task])
+    return path
+
+
 def run_lm_eval(
     model_path: str | Path,
     tasks: list[str],
@@ -137,47 +245,55 @@ def run_lm_eval(
 ) -> Path:
     """Evaluate a model with lm_eval on `tasks` (ours and lm_eval's); return the results JSON path.
 
-    lm_eval writes `out/<model name>/results_<timestamp>.json` (and samples with
-    `--log_samples` in extra_args). When an Open LLM v1 task is among the results,
-    `openllm_summary.json` (leaderboard metric per task and their mean) is written next to it.
-    `backend` is lm_eval's --model (hf, vllm, ...); more model options go in `extra_args` as a
-    second `--model_args k=v,...`, which lm_eval merges with pretrained=model_path (e.g.
-    tensor_parallel_size=2 for vllm). `local_data` is a folder of local task data (see
+    Calls lm_eval's Python API (`simple_evaluate` with a `TaskManager` over our tasks folder) and
+    writes `out/<model name>/results_<timestamp>.json` the way lm_eval's CLI does (and
+    samples_<task>_<timestamp>.jsonl with `--log_samples`), so tools reading lm_eval's files read
+    ours. When an Open LLM v1 task is among the results, `openllm_summary.json` (leaderboard
+    metric per task and their mean) is written next to it. `backend` is lm_eval's model type (hf,
+    vllm, ...). `extra_args` are lm_eval CLI flags that simple_evaluate takes (EvalOptions), e.g.
+    a second `--model_args k=v,...` merged with pretrained=model_path (tensor_parallel_size=2 for
+    vllm); others are an error. `local_data` is a folder of local task data (see
     harness_ext.evals.local_tasks.write_local_tasks). With `resume`, lm_eval's response cache
-    (`--use_cache`) lives in out/_lm_eval_cache/, keyed by the model path, its files' mtimes and
-    the backend, so a rerun after an interruption skips the requests already answered.
+    lives in out/_lm_eval_cache/, keyed by the model path, its files' mtimes and the backend, so a
+    rerun after an interruption skips the requests already answered.
     """
     if not tasks:
         raise ConfigError("run_lm_eval needs at least one task.", hint="e.g. tasks=['hx_openllm'].")
+    opts = EvalOptions.from_flags(extra_args)
+    require("lm_eval", package="lm-eval", extra="eval", purpose="harness-ext lm-eval")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    include: Path | None = None
+    include = tasks_path()
     if local_data is not None:
         from harness_ext.evals.local_tasks import write_local_tasks
 
-        if any(a == "--include_path" or a.startswith("--include_path=") for a in extra_args):
-            raise ConfigError("local_data and an --include_path in extra_args cannot be combined "
-                              "(lm_eval takes one include path).",
-                              hint="pass your own task YAML files by path in `tasks` instead of --include_path.")
         include = write_local_tasks(local_data, out / "_local_tasks")
-    argv = [
-        "run", "--model", backend, "--model_args", f"pretrained={model_path}",
-        "--tasks", ",".join(tasks), "--device", device, "--output_path", str(out),
-    ]
-    if limit is not None:
-        argv += ["--limit", str(limit)]
-    if resume and "--use_cache" not in extra_args:
-        argv += ["--use_cache", str(out / "_lm_eval_cache" / _model_cache_key(model_path, backend))]
-    argv += list(extra_args)
-    before = _results_files(out)
-    code = run_lm_eval_cli(argv, include=include)
-    if code != 0:
-        raise StageError(f"lm_eval exited with status {code} for tasks {', '.join(tasks)}.",
-                         hint="see lm_eval's messages above.")
-    new = [p for p, m in _results_files(out).items() if before.get(p) != m]
-    if not new:
-        raise StageError(f"lm_eval finished but wrote no results_*.json under {out}.")
-    results_path = max(new, key=lambda p: p.stat().st_mtime)
+    from lm_eval import simple_evaluate
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.tasks import TaskManager
+
+    from harness_ext.evals.task_functions import register_lm_eval_extensions
+
+    register_lm_eval_extensions()
+    task_manager = TaskManager(include_path=str(include))
+    use_cache = opts.use_cache or (str(out / "_lm_eval_cache" / _model_cache_key(model_path, backend)) if resume else None)
+    tracker = EvaluationTracker(output_path=str(out))
+    try:
+        results = simple_evaluate(
+            model=backend, model_args=",".join((f"pretrained={model_path}", *opts.model_args)),
+            tasks=_resolve_tasks(task_manager, tasks), num_fewshot=opts.num_fewshot, batch_size=opts.batch_size,
+            max_batch_size=opts.max_batch_size, device=device, use_cache=use_cache, limit=limit,
+            bootstrap_iters=opts.bootstrap_iters, log_samples=opts.log_samples, evaluation_tracker=tracker,
+            system_instruction=opts.system_instruction, apply_chat_template=opts.apply_chat_template,
+            fewshot_as_multiturn=opts.fewshot_as_multiturn, gen_kwargs=opts.gen_kwargs, task_manager=task_manager,
+            predict_only=opts.predict_only, confirm_run_unsafe_code=opts.confirm_run_unsafe_code,
+        )
+    except ValueError as exc:  # lm_eval reports bad configs and arguments as ValueError
+        raise StageError(f"lm_eval stopped: {exc}", hint="see lm_eval's log above.") from exc
+    if results is None:  # only non-zero ranks of a distributed run get None
+        raise StageError(f"lm_eval returned no results for tasks {', '.join(tasks)}.",
+                         hint="run the pipeline's lm_eval stage in a single process.")
+    results_path = write_results(dict(results), out, tracker)
     write_openllm_summary(results_path)
     return results_path
 

@@ -219,3 +219,34 @@ def ifs_process_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str
     response = results[0]
     answer = _classifier().answer_like([ifs_prompt(doc)], [response])[0]
     return {"ifs": 1.0 if answer else 0.0, **length_stats(response.strip())}
+
+
+# ---------------------------------------------------------------- ObjecQA task
+
+
+def objecqa_dataset(**_: Any):
+    """hx_objecqa data: tasks/objecqa/test.jsonl as a DatasetDict with a "test" split."""
+    import datasets
+
+    from harness_ext.evals.objecqa import load_questions, questions_path
+
+    load_questions()  # a missing or malformed file fails here with its path and line
+    return datasets.DatasetDict({"test": datasets.load_dataset("json", data_files=str(questions_path()), split="train")})
+
+
+def objecqa_process_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, float]:
+    """1.0 when the judge reads the answer as objective (mean over documents = ObjecQA), plus length statistics.
+
+    The judge is $HARNESS_EXT_OBJECQA_JUDGE's (see harness_ext.evals.objecqa.judge_from_env); its
+    answers are cached, so a rerun after a failed request asks only for what is missing.
+    """
+    from harness_ext.core.errors import StageError
+    from harness_ext.evals.objecqa import ObjecQAQuestion, judge_from_env
+
+    response = results[0]
+    question = ObjecQAQuestion(str(doc.get("id", "")), doc["question"], str(doc.get("source", "")))
+    verdict = judge_from_env().judge([question], [response])[0]
+    if verdict.error is not None:
+        raise StageError(f"hx_objecqa: the judge could not classify the answer to {question.id}: {verdict.error}",
+                         hint="check the judge endpoint and rerun; judged answers are cached.")
+    return {"objecqa": 1.0 if verdict.objective else 0.0, **length_stats(response.strip())}

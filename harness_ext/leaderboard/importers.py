@@ -248,6 +248,26 @@ def import_mt_bench(src: Source) -> dict[str, list[Metric]]:
     return out
 
 
+def import_sweep(src: Source) -> dict[str, list[Metric]]:
+    """The last checkpoint's IFS and ObjecQA, the IFS plateau step and ObjecQA's move after it."""
+    doc = read_json(src.path)
+    rows = doc.get("rows") if isinstance(doc, dict) else None
+    if not isinstance(rows, list) or not rows or not isinstance(doc.get("plateau"), dict):
+        raise InputError("not a sweep.json: no 'rows' list and 'plateau' object.", path=src.path,
+                         hint="pass the sweep.json written by `harness-ext sweep`.")
+    prov = src.prov("sweep", judge=doc.get("judge"))
+    last, plateau = rows[-1], doc["plateau"]
+    metrics = [Metric("ifs", "ifs", float(last["ifs"]), prov, unit="fraction", epoch=None),
+               Metric("objecqa", "objecqa", float(last["objecqa"]), prov, unit="fraction", n=last.get("objecqa_judged"))]
+    named = {"ifs_plateau_step": "step", "objecqa_at_plateau": "fraction", "objecqa_moved_after": "fraction"}
+    key = {"ifs_plateau_step": "plateau_step"}
+    for name, unit in named.items():
+        value = finite_number(plateau.get(key.get(name, name)))
+        if value is not None:
+            metrics.append(Metric("objecqa" if "objecqa" in name else "ifs", name, value, prov, unit=unit))
+    return {Path(str(doc.get("run") or src.path.parent)).name: metrics}
+
+
 # ---------------------------------------------------------------- the registry
 
 
@@ -264,6 +284,7 @@ for _name, _importer, _doc in (
     ("mt_bench", import_mt_bench, "FastChat MT-Bench single-grading judgments (model_judgment/*_single.jsonl)"),
     ("pairwise", import_pairwise, "harness-ext pairwise summary.json (per-test-set win/tie/loss with CIs)"),
     ("study", import_study, "`harness-ext study results --json` output (human win/tie/loss with CIs)"),
+    ("sweep", import_sweep, "IFS/ObjecQA checkpoint sweep (sweep.json from `harness-ext sweep`)"),
 ):
     IMPORTERS.register(_name, _doc)(_importer)
 
@@ -289,6 +310,8 @@ def detect_kind(path: Path) -> str:
             return "pairwise"
         if isinstance(doc, dict) and isinstance(doc.get("comparisons"), list):
             return "study"
+        if isinstance(doc, dict) and isinstance(doc.get("rows"), list) and isinstance(doc.get("plateau"), dict):
+            return "sweep"
         if isinstance(doc, list) and doc and isinstance(doc[0], dict) and "preference" in doc[0]:
             return "alpaca_eval_annotations"
     raise InputError(f"unknown results format. Expected one of: {expected}.", path=path,

@@ -1,4 +1,4 @@
-"""Trainer callbacks: the JSONL training log and the Instruction Following Score (IFS) monitor.
+"""Trainer callbacks: the JSONL training log, and the IFS and ObjecQA monitors (arXiv 2307.03692).
 
 Both are plain `transformers.TrainerCallback`s; they are built by functions so that importing
 this module does not import transformers.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -177,42 +178,128 @@ class Plateau:
         return bool(self.patience) and self.bad >= self.patience
 
 
-def make_ifs_callback(*, classifier: ToneClassifier, instructions: list[str], fmt, tokenizer, every: int,
-                      max_new_tokens: int, patience: int, min_delta: float, prefix: list[int],
-                      write: Callable[[dict[str, Any]], Any], history: Sequence[dict[str, Any]] = ()):
-    """A callback scoring IFS every `every` steps, logging it and stopping on a plateau.
+@dataclass(frozen=True)
+class GenerationProbe:
+    """How a monitor asks the model in training: the prompt format, the tokenizer, the token ids
+    the tokenizer puts in front of text (special_prefix) and the greedy answer length."""
+
+    fmt: Any
+    tokenizer: Any
+    prefix: list[int]
+    max_new_tokens: int
+
+    def answers(self, model, prompts: list[str]) -> list[str]:
+        return greedy_answers(model, self.tokenizer, self.fmt, prompts, self.max_new_tokens, self.prefix)
+
+
+@dataclass(frozen=True)
+class LazyProbe:
+    """A GenerationProbe built at the first check from the trainer's own tokenizer, for monitors
+    passed to train(..., callbacks=[...]) before the tokenizer is loaded."""
+
+    prompt_format: str
+    max_new_tokens: int
+
+    def resolve(self, tokenizer) -> GenerationProbe:
+        from harness_ext.llm.formats import get_format
+        from harness_ext.train.data import special_prefix
+
+        if tokenizer is None:
+            raise InputError("the trainer passed no tokenizer to the monitor callback.",
+                             hint="build a GenerationProbe yourself and pass it as probe=.")
+        return GenerationProbe(get_format(self.prompt_format, tokenizer), tokenizer, special_prefix(tokenizer),
+                               self.max_new_tokens)
+
+
+@dataclass(frozen=True)
+class MonitorSchedule:
+    """When a monitor measures (every `every` optimizer steps; 0: never) and when its plateau stops
+    training (after `patience` checks without a gain of `min_delta`; patience 0: never)."""
+
+    every: int
+    patience: int = 0
+    min_delta: float = 0.01
+
+
+def _replay(plateau: Plateau, history: Sequence[dict[str, Any]], kind: str) -> None:
+    for record in history:
+        if record.get("type") == kind:
+            plateau.update(float(record[kind]))
+
+
+def make_ifs_callback(*, classifier: ToneClassifier, instructions: list[str], probe: GenerationProbe,
+                      schedule: MonitorSchedule, write: Callable[[dict[str, Any]], Any],
+                      history: Sequence[dict[str, Any]] = ()):
+    """A callback scoring IFS on `schedule`, logging it and stopping on a plateau.
 
     `history` holds the IFS records of an interrupted run, so a resumed run keeps its plateau count.
     """
+    def score(model, tokenizer) -> tuple[float, dict[str, Any]]:
+        answers = probe.answers(model, instructions)
+        verdicts = list(classifier.answer_like(instructions, answers))
+        if len(verdicts) != len(instructions):
+            raise InputError(
+                f"the tone classifier returned {len(verdicts)} verdicts for {len(instructions)} responses."
+            )
+        return sum(bool(v) for v in verdicts) / len(verdicts), {}
+
+    return _monitor_callback("ifs", score, schedule, write, history)
+
+
+def make_objecqa_callback(*, judge: Any, questions: Sequence[Any], probe: GenerationProbe | LazyProbe,
+                          schedule: MonitorSchedule, write: Callable[[dict[str, Any]], Any],
+                          history: Sequence[dict[str, Any]] = ()):
+    """A callback scoring ObjecQA (arXiv 2307.03692) on `schedule` beside IFS: the model answers
+    the questions with greedy decoding, `judge` (harness_ext.evals.objecqa.ObjecQAJudge or
+    LexiconJudge) classifies the answers, and the share judged objective is logged as
+    {"type": "objecqa", ...}. The paper watches it rise *after* IFS plateaus, so it does not stop
+    training by default (schedule.patience 0). A LazyProbe takes the trainer's tokenizer.
+
+        train(config, data, out, callbacks=[make_objecqa_callback(
+            judge=LexiconJudge(), questions=load_questions(), probe=LazyProbe("alpaca", 64),
+            schedule=MonitorSchedule(every=50), write=AppendLog(out / "objecqa_log.jsonl").append)])
+    """
+    from harness_ext.evals.objecqa import objecqa_score
+
+    resolved: list[GenerationProbe] = []
+
+    def score(model, tokenizer) -> tuple[float, dict[str, Any]]:
+        if not resolved:
+            resolved.append(probe.resolve(tokenizer) if isinstance(probe, LazyProbe) else probe)
+        answers = resolved[0].answers(model, [q.question for q in questions])
+        result = objecqa_score(judge.judge(list(questions), answers))
+        return result.score, {"objecqa_judged": result.judged, "objecqa_failed": result.failed,
+                              "judge": judge.model}
+
+    return _monitor_callback("objecqa", score, schedule, write, history)
+
+
+def _monitor_callback(kind: str, score: Callable[[Any, Any], tuple[float, dict[str, Any]]], schedule: MonitorSchedule,
+                      write: Callable[[dict[str, Any]], Any], history: Sequence[dict[str, Any]]):
+    """A TrainerCallback measuring `score(model, tokenizer)` every schedule.every steps, writing a `kind` record
+    (with the best score and the checks without gain) and stopping when the score plateaus."""
     from transformers import TrainerCallback
 
-    plateau = Plateau(patience, min_delta)
-    for record in history:
-        if record.get("type") == "ifs":
-            plateau.update(float(record["ifs"]))
+    plateau = Plateau(schedule.patience, schedule.min_delta)
+    _replay(plateau, history, kind)
 
-    class IFSCallback(TrainerCallback):
+    class MonitorCallback(TrainerCallback):
         def on_step_end(self, args, state, control, model=None, **kwargs):
-            if not every or state.global_step % every or model is None:
+            if not schedule.every or state.global_step % schedule.every or model is None:
                 return control
-            answers = greedy_answers(model, tokenizer, fmt, instructions, max_new_tokens, prefix)
-            verdicts = list(classifier.answer_like(instructions, answers))
-            if len(verdicts) != len(instructions):
-                raise InputError(
-                    f"the tone classifier returned {len(verdicts)} verdicts for {len(instructions)} responses."
-                )
-            score = sum(bool(v) for v in verdicts) / len(verdicts)
-            stop = plateau.update(score)
-            record = {"type": "ifs", "step": state.global_step, "epoch": round(float(state.epoch or 0.0), 4),
-                      "ifs": score, "best_ifs": plateau.best, "checks_without_gain": plateau.bad,
-                      "stopped": stop}
+            value, extra = score(model, kwargs.get("processing_class"))
+            stop = plateau.update(value)
+            record = {"type": kind, "step": state.global_step, "epoch": round(float(state.epoch or 0.0), 4),
+                      kind: value, f"best_{kind}": plateau.best, "checks_without_gain": plateau.bad,
+                      "stopped": stop, **extra}
             if state.is_world_process_zero:
                 write(record)
-            log.info("step %d: IFS %.3f (best %.3f)", state.global_step, score, plateau.best)
+            log.info("step %d: %s %.3f (best %.3f)", state.global_step, kind, value, plateau.best)
             if stop:
-                log.info("IFS plateaued for %d checks: stopping early", plateau.bad)
+                log.info("%s plateaued for %d checks: stopping early", kind, plateau.bad)
                 control.should_training_stop = True
                 control.should_save = True
             return control
 
-    return IFSCallback()
+    MonitorCallback.__name__ = MonitorCallback.__qualname__ = f"{kind.upper()}Callback"
+    return MonitorCallback()

@@ -30,6 +30,8 @@ from harness_ext.core.records import ToneClassifier
 from harness_ext.train.basemodel import resolve_base_model
 from harness_ext.train.callbacks import (
     LOG_FILE,
+    GenerationProbe,
+    MonitorSchedule,
     TrainLog,
     load_classifier,
     load_instructions,
@@ -380,9 +382,9 @@ def _callbacks(run: _Run, prep: _Prepared, train_log: TrainLog | None, history: 
     callbacks: list[Any] = [make_log_callback(train_log)] if train_log else []
     if prep.classifier is not None:
         callbacks.append(make_ifs_callback(
-            classifier=prep.classifier, instructions=run.instructions, fmt=prep.fmt,
-            tokenizer=prep.tokenizer, every=config.ifs_every, max_new_tokens=config.ifs_max_new_tokens,
-            patience=config.ifs_patience, min_delta=config.ifs_min_delta, prefix=special_prefix(prep.tokenizer),
+            classifier=prep.classifier, instructions=run.instructions,
+            probe=GenerationProbe(prep.fmt, prep.tokenizer, special_prefix(prep.tokenizer), config.ifs_max_new_tokens),
+            schedule=MonitorSchedule(config.ifs_every, config.ifs_patience, config.ifs_min_delta),
             write=train_log.write if train_log else (lambda record: None), history=history,
         ))
     callbacks.extend(run.extra_callbacks)
