@@ -98,8 +98,8 @@ def cpu_part(args: argparse.Namespace) -> None:
 
 
 def gpu_part(args: argparse.Namespace) -> None:
-    from harness_ext.generate.backends import get_backend
     from harness_ext.core.paths import shared_data_dir
+    from harness_ext.generate.backends import get_backend
     from harness_ext.generate.suites import load_suite
 
     if not args.gpu_model:

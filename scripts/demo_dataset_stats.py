@@ -17,8 +17,8 @@ from pathlib import Path
 # Run as a plain script from a checkout: make the package importable without installing it.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness_ext.data import demo as demo_data  # noqa: E402
 from harness_ext.core.artifacts import atomic_write_text  # noqa: E402
+from harness_ext.data import demo as demo_data  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

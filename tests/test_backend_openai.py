@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness_ext.generate.backends import BACKENDS
-from harness_ext.generate.backends.openai import OpenAIBackend
 from harness_ext.core.errors import StageError
 from harness_ext.core.records import Backend, SamplingParams, Turn
+from harness_ext.generate.backends import BACKENDS
+from harness_ext.generate.backends.openai import OpenAIBackend
 from tests.openai_server import LoopbackServer
 
 pytest.importorskip("openai")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness_ext.data import demo as demo_data
 from harness_ext.core.errors import InputError
+from harness_ext.data import demo as demo_data
 
 ROOT = Path(__file__).resolve().parent.parent
 STATS_SCRIPT = ROOT / "scripts" / "demo_dataset_stats.py"

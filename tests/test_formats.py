@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from harness_ext.core.errors import ConfigError, InputError
-from harness_ext.llm.formats import get_format, load_format, resolve_format, save_format
 from harness_ext.core.records import Turn
+from harness_ext.llm.formats import get_format, load_format, resolve_format, save_format
 
 CONV = [
     Turn("user", "Name a prime."),

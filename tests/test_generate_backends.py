@@ -7,11 +7,11 @@ import json
 
 import pytest
 
+from harness_ext.core.errors import ConfigError, DependencyError
+from harness_ext.core.records import Backend, SamplingParams, Turn
 from harness_ext.generate.backends import backend_names, get_backend
 from harness_ext.generate.backends.hf import trim_at_stop
-from harness_ext.core.errors import ConfigError, DependencyError
 from harness_ext.llm.formats import save_format
-from harness_ext.core.records import Backend, SamplingParams, Turn
 from tests.gen_helpers import build_eos_heavy_model
 
 PROMPTS = ["Write a poem", "Explain how a binary search works, step by step, with an example",

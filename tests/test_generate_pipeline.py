@@ -9,8 +9,8 @@ import pytest
 
 from harness_ext.core.artifacts import read_json, read_jsonl
 from harness_ext.core.errors import ConfigError
-from harness_ext.generate.run import MT_BENCH_TEMPERATURES, generate_suite
 from harness_ext.core.records import SamplingParams
+from harness_ext.generate.run import MT_BENCH_TEMPERATURES, generate_suite
 from tests.conftest import cli_env, run_cli
 from tests.gen_helpers import ScriptedBackend, build_eos_heavy_model
 
@@ -244,8 +244,8 @@ def test_cli_generates_with_min_new_tokens_and_reports_bad_input(tiny_model_dir,
 def test_answers_are_read_by_our_judging_stages(mt_file, testsets, tmp_path):
     """The MT-Bench judge reads model_answer/<id>.jsonl and the pairwise judge pairs outputs.jsonl
     files of two models, both unchanged."""
-    from harness_ext.judge.mt_bench_files import load_answers, load_questions
     from harness_ext.generate.outputs import load_outputs, match_outputs
+    from harness_ext.judge.mt_bench_files import load_answers, load_questions
 
     generate_suite("m", "mt_bench", tmp_path / "mt", data=mt_file, backend_obj=ScriptedBackend(), progress=False)
     questions = load_questions(mt_file)

@@ -8,9 +8,9 @@ import re
 import pytest
 
 from harness_ext.core.errors import ConfigError, InputError, StageError
-from harness_ext.refine.quality import load_scoring_template, score_dataset
-from harness_ext.refine.introspect import delimiters, refine_dataset
 from harness_ext.core.records import Example
+from harness_ext.refine.introspect import delimiters, refine_dataset
+from harness_ext.refine.quality import load_scoring_template, score_dataset
 from tests.conftest import cli_env, run_cli
 from tests.judge2_fixtures import INJECTION, ScriptedClient, write_jsonl
 

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from harness_ext.core.errors import InputError
+from harness_ext.core.paths import leaderboards_dir
 from harness_ext.leaderboard import Leaderboard, MergeConflictError, add_results, merge_boards, paper_board
 from harness_ext.leaderboard.plots import read_loss_log
-from harness_ext.core.paths import leaderboards_dir
 from tests import lb_fixtures as fx
 from tests.conftest import run_cli
 

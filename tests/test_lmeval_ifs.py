@@ -10,6 +10,7 @@ from tests.conftest import ROOT
 
 pytest.importorskip("sklearn")
 
+from harness_ext.core.records import ToneClassifier  # noqa: E402
 from harness_ext.evals.ifs import (  # noqa: E402
     ToneModel,
     ifs_score,
@@ -18,7 +19,6 @@ from harness_ext.evals.ifs import (  # noqa: E402
     read_instruction_rows,
     train_tone_classifier,
 )
-from harness_ext.core.records import ToneClassifier  # noqa: E402
 
 TRAIN = ROOT / "tests" / "fixtures" / "ifs_train.jsonl"
 

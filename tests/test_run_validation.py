@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness_ext.pipeline.experiment import _line, read_experiment
 from harness_ext.pipeline.check import check_experiment
+from harness_ext.pipeline.experiment import _line, read_experiment
 from tests.conftest import cli_env, run_cli
 
 # Each mistake an audit found `--dry-run` letting through (it exited 0 and listed the stages).

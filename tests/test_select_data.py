@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from harness_ext.data.loaders import load_examples
 from harness_ext.core.errors import HarnessError, InputError
+from harness_ext.data.loaders import load_examples
 
 ALPACA = [
     {"instruction": "Name a color.", "input": "", "output": "Blue."},
@@ -196,8 +196,8 @@ def test_unknown_format_did_you_mean(tmp_path):
 
 
 def test_own_example_rows_round_trip_with_conversation_and_original_row(tmp_path):
-    from harness_ext.data.loaders import load_examples
     from harness_ext.core.records import Example, Turn
+    from harness_ext.data.loaders import load_examples
 
     ex = Example(id="identity_41", instruction="Hi", response="Hello!", source="lima", row=41,
                  conversation=[Turn("user", "Hi"), Turn("assistant", "Hello!"), Turn("user", "More?"),

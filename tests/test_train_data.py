@@ -7,8 +7,8 @@ import json
 import pytest
 
 from harness_ext.core.errors import InputError
-from harness_ext.llm.formats import get_format
 from harness_ext.core.records import Turn
+from harness_ext.llm.formats import get_format
 from harness_ext.train.data import IGNORE_INDEX, ResponseOnlyCollator, tokenize_examples
 from tests.train_fixtures import (
     one_torch_thread,  # noqa: F401  (autouse fixture)

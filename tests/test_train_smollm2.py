@@ -18,8 +18,8 @@ def test_smollm2_preset_trains_and_generates_with_recorded_format(tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness_ext.llm.formats import resolve_format
     from harness_ext.core.records import Turn
+    from harness_ext.llm.formats import resolve_format
 
     pytest.importorskip("gguf")
     data = write_examples(tmp_path / "selected.jsonl", n=8)

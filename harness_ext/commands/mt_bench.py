@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from harness_ext.core.artifacts import to_json
 from harness_ext.commands._judge_options import add_client_args, build_client, print_usage
+from harness_ext.core.artifacts import to_json
 
 HELP = "MT-Bench: judge answers with FastChat's prompts (single or pairwise-baseline) and show results"
 DESCRIPTION = """\

@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.experiment:
         raise ConfigError("no experiment given.", hint="harness-ext run FILE.yaml (or --list)")
-    from harness_ext.pipeline.experiment import ExperimentError, read_experiment
     from harness_ext.pipeline.check import check_experiment
+    from harness_ext.pipeline.experiment import ExperimentError, read_experiment
     from harness_ext.pipeline.runner import ExperimentRunner
 
     path = resolve_experiment(args.experiment)

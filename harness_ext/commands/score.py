@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from harness_ext.core.artifacts import to_json
 from harness_ext.commands._judge_options import add_client_args, build_client, print_usage
+from harness_ext.core.artifacts import to_json
 
 HELP = "score each example 1-5 with an LLM judge (AlpaGasus-style) for score-threshold selection"
 DESCRIPTION = """\

@@ -44,9 +44,9 @@ from harness_ext.judge.mt_bench_files import (
     load_references,
 )
 from harness_ext.judge.mt_bench_show import summarize
-from harness_ext.llm.ledger import usage_block
 from harness_ext.judge.verdicts import parse_choice, parse_rating
 from harness_ext.llm.jobs import Job, client_stats, run_jobs
+from harness_ext.llm.ledger import usage_block
 
 MODES = ("single", "pairwise-baseline")
 # FastChat's sentinels for an unparsed verdict (common.py: score -1, winner "error"); its

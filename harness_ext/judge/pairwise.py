@@ -36,7 +36,6 @@ from typing import Any
 
 import yaml
 
-from harness_ext.llm.ledger import usage_block
 from harness_ext.core.artifacts import (
     atomic_write_json,
     atomic_write_jsonl,
@@ -68,6 +67,7 @@ from harness_ext.judge.scoring import (
     word_stats,
 )
 from harness_ext.judge.verdicts import VerdictParseError
+from harness_ext.llm.ledger import usage_block
 
 log = logging.getLogger(__name__)
 

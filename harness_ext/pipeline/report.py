@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from harness_ext.core.artifacts import atomic_write_json, atomic_write_text, sha256_file, staged_dir
+from harness_ext.core.records import PairwiseSummary
 from harness_ext.pipeline.experiment import ArmSpec, ExperimentConfig, pairwise_suites
 from harness_ext.pipeline.layout import RunLayout
-from harness_ext.core.records import PairwiseSummary
 
 SMALL_JUDGE_PARAMS = 3e9  # below this, we call a judge "small" in the caveats
 

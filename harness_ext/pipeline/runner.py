@@ -20,8 +20,8 @@ from typing import Any
 
 from harness_ext.core.artifacts import atomic_write_json, provenance
 from harness_ext.core.errors import ConfigError, RequestsFailed
-from harness_ext.core.secrets import public_url
 from harness_ext.core.records import SamplingParams
+from harness_ext.core.secrets import public_url
 from harness_ext.pipeline.experiment import (
     ArmSpec,
     ExperimentConfig,

@@ -28,12 +28,12 @@ from harness_ext.core.artifacts import (
     sha256_file,
     staged_dir,
 )
-from harness_ext.data.examples_io import read_examples
-from harness_ext.llm.ledger import usage_block
-from harness_ext.llm.jobs import Job, client_stats, published_records, run_jobs
-from harness_ext.llm.templates import PromptTemplate, load_template
-from harness_ext.judge.verdicts import parse_rating
 from harness_ext.core.records import ChatClient, ChatResult, Example
+from harness_ext.data.examples_io import read_examples
+from harness_ext.judge.verdicts import parse_rating
+from harness_ext.llm.jobs import Job, client_stats, published_records, run_jobs
+from harness_ext.llm.ledger import usage_block
+from harness_ext.llm.templates import PromptTemplate, load_template
 
 FIELDS = {"instruction", "input", "response"}
 SETTINGS = {"score_min": float, "score_max": float, "score_step": float}

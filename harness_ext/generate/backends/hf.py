@@ -13,6 +13,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from harness_ext.core.errors import ConfigError, InputError, did_you_mean, unknown
+from harness_ext.core.records import Completion, SamplingParams, Turn
 from harness_ext.generate.backends.prompting import (
     Prompter,
     answer_cap,
@@ -20,8 +22,6 @@ from harness_ext.generate.backends.prompting import (
     resolve_prompt_format,
     split_model_path,
 )
-from harness_ext.core.errors import ConfigError, InputError, did_you_mean, unknown
-from harness_ext.core.records import Completion, SamplingParams, Turn
 
 log = logging.getLogger(__name__)
 

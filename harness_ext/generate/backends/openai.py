@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness_ext.generate.backends import BACKENDS
 from harness_ext.core.errors import StageError
 from harness_ext.core.records import ChatRequest, Completion, SamplingParams, Turn
+from harness_ext.generate.backends import BACKENDS
 
 
 class OpenAIBackend:
@@ -37,8 +37,8 @@ class OpenAIBackend:
         use_cache: bool = True,
         system_prompt: str | None = None,
     ) -> None:
-        from harness_ext.llm.client import make_client
         from harness_ext.core.paths import cache_dir as default_cache
+        from harness_ext.llm.client import make_client
 
         self.model = str(model)
         self.system_prompt = system_prompt
