@@ -53,7 +53,8 @@ def test_both_orders_outcomes_ci_and_files(tmp_path):
     on_disk = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert on_disk == json.loads(json.dumps(s.to_dict())) and PairwiseSummary.from_dict(on_disk).to_dict() == on_disk
     assert list(on_disk) == ["rule", "rule_doc", "items", "scored_items", "overall", "by_dataset", "judgments",
-                             "diagnostics", "inputs", "judge", "provenance"]  # the file format is unchanged
+                             "diagnostics", "inputs", "judge", "provenance", "usage"]
+    # the file format is unchanged but for the usage block (tokens and cost, #15) added at its end
     rows = [json.loads(x) for x in (tmp_path / "out" / "judgments.jsonl").read_text().splitlines()]
     assert Counter((r["item"], r["order"]) for r in rows) == {(i, o): 1 for i in range(12) for o in ("ab", "ba")}
     assert all(r["raw"].startswith(f"{int(r['score_1'])} {int(r['score_2'])}\n") for r in rows)
