@@ -343,6 +343,13 @@ def test_judge_stages_with_failed_requests_fail_unstamped_and_rerun_only_those(t
         assert "generate:a1: up to date, skipped" in out and "judge:a1-vs-a2: done" in out
         # the one failed request and MT-Bench's two turns (a2's prompts equal a1's: cached), nothing twice
         assert srv.requests == 2 + 1 + 2 and sorted(srv.served_keys.values()) == [1] * 4
+    # The report accounts for the judge's tokens per stage: this run's 3 paid requests, the rest cached.
+    usage = _strict_json(run_dir / "report" / "usage.json")
+    assert usage["total"]["requests_paid"] == 3 and usage["total"]["prompt_tokens"] > 0
+    assert {ln["stage"] for ln in usage["lines"]} == {"judge:a1-vs-a2", "mt_bench:a1", "mt_bench:a2"}
+    assert usage["total"]["cost_usd"] is None and usage["total"]["unpriced_models"] == ["judge"]  # no price
+    assert "Judge tokens and cost" in (run_dir / "report" / "index.html").read_text()
+    assert "Judge cost: unpriced for 3 paid requests" in _strict_json(run_dir / "report" / "leaderboard.json")["description"]
     summary = _strict_json(pairwise / "demo" / "summary.json")
     assert summary["judgments"]["request_errors"] == 0 and summary["scored_items"] == 2
     assert (pairwise / ".stage.json").is_file() and (run_dir / "report" / "leaderboard.json").is_file()

@@ -217,6 +217,8 @@ def _failure_hint(output: str) -> str:
             "answers it already received are kept in its annotation cache.")
 
 
+# Nine parameters: the inputs and the endpoint options of the `alpaca_eval evaluate` child process,
+# one to one (the key only travels in its environment).
 def run_alpaca_eval(model_outputs: str | Path, reference_outputs: str | Path, out: str | Path, *,
                     config: str = "harness_pairwise", judge_model: str | None = None,
                     base_url: str | None = None, api_key: str | None = None,

@@ -115,6 +115,8 @@ def _pair_prompt(prompt: dict[str, Any], q: Question, a: tuple[str, ...], b: tup
     return _fill(prompt, **fields)
 
 
+# Nine parameters: FastChat's pairwise game is (question, two models and their answers, turn) plus
+# the prompts, references and judge it is rendered with; all are needed to build its two requests.
 def _pair_job(q: Question, m1: str, a1: tuple[str, ...], m2: str, a2: tuple[str, ...], turn: int,
               prompts: Prompts, refs: Refs, judge_model: str) -> Job:
     prompt = prompts[PROMPT_NAMES[("pairwise", q.needs_reference, turn)]]

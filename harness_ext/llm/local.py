@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from harness_ext.core.errors import InputError, require
-from harness_ext.llm.cache import ChatCache, request_key
 from harness_ext.core.paths import cache_dir as default_cache_dir
 from harness_ext.core.records import ChatRequest, ChatResult
+from harness_ext.llm.cache import ChatCache, request_key
 
 log = logging.getLogger(__name__)
 

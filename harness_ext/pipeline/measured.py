@@ -318,7 +318,8 @@ def plot_run_lengths(board, m: Measured, path: Path) -> Path | None:
         ax.invert_yaxis()
         units = sorted({mm.unit or "" for _, mm in paper})
         ax.set_xlabel(f"paper: AlpacaEval 2.0 average length ({', '.join(units)})", fontsize=8)
-        cite = paper[0][1].provenance.citation or "arXiv:2402.04833"
+        # "Zhao et al. 2024, arXiv:2402.04833, Table 1, row '...'": name the table, not the first row
+        cite = (paper[0][1].provenance.citation or "arXiv:2402.04833").split(", row ")[0]
         ax.set_title(f"Paper: {cite}", fontsize=8)
     if m.lengths:
         ax = panels.pop(0)

@@ -209,12 +209,13 @@ class _BoardBuilder:
         return self.board
 
 
-def _render(board, out: Path, lead: Any, loss_logs: dict[str, Path]) -> None:
+def _render(board, out: Path, lead: Any, loss_logs: dict[str, Path], usage: dict[str, Any] | None = None) -> None:
     """index.html and README.md: the measured lead first, then the leaderboard's tables and plots."""
     from harness_ext.leaderboard import PLOTS, with_paper
     from harness_ext.leaderboard.plots import make_plots
     from harness_ext.leaderboard.render import render_html_page, render_markdown
     from harness_ext.pipeline.measured import lead_html, lead_markdown, plot_run_lengths
+    from harness_ext.pipeline.usage import usage_html, usage_markdown
 
     full = with_paper(board)
     with staged_dir(out) as tmp:
@@ -223,26 +224,31 @@ def _render(board, out: Path, lead: Any, loss_logs: dict[str, Path]) -> None:
         length_png = plot_run_lengths(full, lead, tmp / "response_length.png")
         page = render_html_page(full, images)
         head, sep, rest = page.partition("</h1>")
-        atomic_write_text(tmp / "index.html", head + sep + "\n" + lead_html(lead, length_png) + rest)
-        atomic_write_text(tmp / "README.md", lead_markdown(lead, length_png) + "\n" + render_markdown(full, images))
+        atomic_write_text(tmp / "index.html", head + sep + "\n" + lead_html(lead, length_png) + usage_html(usage) + rest)
+        atomic_write_text(tmp / "README.md", lead_markdown(lead, length_png) + "\n" + usage_markdown(usage) + "\n"
+                          + render_markdown(full, images))
         atomic_write_json(tmp / "measured.json", lead.to_dict())
+        atomic_write_json(tmp / "usage.json", usage or {"lines": [], "total": None})
 
 
 def build_report(cfg: ExperimentConfig, layout: RunLayout, out: Path, *, judge_name: str | None = None) -> Path:
     """Write out/leaderboard.json, out/index.html + README.md (+ plots), out/measured.json (what the run
-    measured, with 95% CIs) and out/judge_caveats.md."""
+    measured, with 95% CIs), out/usage.json (judge tokens and cost) and out/judge_caveats.md."""
     from harness_ext.pipeline.measured import measure
+    from harness_ext.pipeline.usage import collect_usage, describe
 
     lead = measure(cfg, layout, pairwise_suites(cfg))
     builder = _BoardBuilder(cfg, layout, judge_name)
     board = builder.build([(p, suite, path) for p, suite, path in lead.preference_files])
     caveats = judge_caveats(builder.summaries, local_judge=bool(cfg.judge and cfg.judge.local)) \
         if builder.summaries else lead.scale
-    board.description = "\n".join(filter(None, [board.description, "What the judge can tell: " + " ".join(caveats)]))
+    usage = collect_usage(cfg, layout)  # tokens and cost of the judge stages (#15)
+    board.description = "\n".join(filter(None, [board.description, "What the judge can tell: " + " ".join(caveats),
+                                                describe(usage)]))
     board.save(out / "leaderboard.json")
     loss_logs = {arm.name: layout.train_log(arm.name) for arm in cfg.arms
                  if arm.train and layout.train_log(arm.name).is_file()}
-    _render(board, out, lead, loss_logs)
+    _render(board, out, lead, loss_logs, usage)
     atomic_write_text(out / "judge_caveats.md", "# What the judge can and cannot tell\n\n"
                       + "\n".join(f"- {c}" for c in caveats) + "\n")
     return out / "leaderboard.json"

@@ -34,6 +34,8 @@ def length_stats(lengths: Counter[int]) -> dict[str, Any]:
     return {"count": total, "min": keys[0], "median": median, "mean": round(mean, 3), "max": keys[-1]}
 
 
+# Ten parameters: each is a field report.json records for reproducibility; a dataclass here would
+# only repeat the same names once more.
 def build_report(scan: ScanResult, picked: Picked, *, strategy: str, k: int | None, unit: str,
                  count_on: str, seed: int, options: dict[str, Any], input_info: dict[str, Any],
                  tie_rule: str) -> dict[str, Any]:

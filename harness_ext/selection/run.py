@@ -60,6 +60,8 @@ class SelectRun:
     opts: RunOptions
 
 
+# Ten parameters: the `harness-ext select` flags, one to one, so a script reads like the command line;
+# inside they are grouped into RunOptions at once (_prepare), and **options are the strategy's own.
 def select_to_dir(
     data: str | Path,
     out: str | Path,
@@ -104,6 +106,7 @@ def select_to_dir(
     return report
 
 
+# Ten parameters: select_to_dir's, passed on unchanged; this is where they become a RunOptions record.
 def _prepare(data: str | Path, *, strategy: str, k: int | None, unit: str, seed: int, count_on: str,
              mix: str | Path | None, source_field: str | None, strict: bool, options: dict[str, Any]) -> SelectRun:
     """Every argument checked before any data is read (one ConfigError naming the first problem)."""

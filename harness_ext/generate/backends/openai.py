@@ -22,6 +22,8 @@ class OpenAIBackend:
 
     name = "openai"
 
+    # Eleven parameters: the `generate --backend openai` client flags, one to one (they become a
+    # ClientOptions inside), so the backend registry can check a user's options against this signature.
     def __init__(
         self,
         model: str,
