@@ -393,3 +393,30 @@ def test_judge_stages_with_failed_requests_fail_unstamped_and_rerun_only_those(t
         assert code == 0 and not errors, errors
         assert "judge:a1-vs-a2: demo/summary.json records 4 failed judge requests; running again" in out
     assert _strict_json(pairwise / "demo" / "summary.json")["judgments"]["request_errors"] == 0
+
+
+def test_run_dry_run_prices_the_api_judge_stages_without_sending(tmp_path, tiny_model_dir, capsys):
+    """`run --dry-run` lists the stages and prices every API judge stage it can: before generation the
+    judge stages wait for their answers; after a run every request is cached, so none is to be sent."""
+    pytest.importorskip("openai")
+    from harness_ext.cli import main
+    from tests.openai_server import LoopbackServer
+
+    run_dir = tmp_path / "run"
+    with LoopbackServer(lambda body: "7 5\nRating: [[6]]") as srv:
+        exp = _judge_experiment(tmp_path, tiny_model_dir, f"model: judge, base_url: {srv.base_url}, max_retries: 0")
+        assert main(["run", str(exp), "--out", str(run_dir), "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert "judge:a1-vs-a2: not estimated yet" in out and "mt_bench:a1: not estimated yet" in out
+        assert srv.requests == 0 and not (run_dir / "generate").exists()
+
+        code, _, errors = _run_in_process(capsys, exp, run_dir)
+        assert code == 0 and not errors
+        sent = srv.requests
+        assert main(["run", str(exp), "--out", str(run_dir), "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert srv.requests == sent  # nothing sent by the estimate
+    assert "not estimated yet" not in out and "judge cost estimate:" in out
+    for stage in ("judge:a1-vs-a2 (demo)", "mt_bench:a1", "mt_bench:a2"):
+        line = next(ln for ln in out.splitlines() if f"{stage} [judge]: " in ln)
+        assert line.endswith(" cached, 0 to send") and " 0 cached" not in line, line

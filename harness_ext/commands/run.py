@@ -30,7 +30,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--list", action="store_true", help="list the shipped experiment files")
     p.add_argument("--show", metavar="NAME", help="print a shipped experiment file (to copy and edit)")
     p.add_argument("--dry-run", action="store_true",
-                   help="check the whole experiment (names, options, data files) and list the stages; run nothing")
+                   help="check the whole experiment (names, options, data files), list the stages and price the API "
+                   "judge stages whose answers exist (requests not cached, tokens, cost); send and run nothing")
 
 
 def resolve_experiment(arg: str) -> Path:
@@ -85,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"harness-ext run: note: a real run on this machine would stop on: {note.render()}", file=sys.stderr)
         for name in runner.build().stages:
             print(name)
+        import tempfile
+
+        from harness_ext.pipeline.runner import estimate_judge_cost
+
+        with tempfile.TemporaryDirectory(prefix="harness-ext-estimate-") as scratch:
+            print(estimate_judge_cost(runner, Path(scratch)).report())
         return 0
     runner.run(check=False)
     print(f"run directory: {run_dir}")

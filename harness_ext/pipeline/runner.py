@@ -57,6 +57,7 @@ class ExperimentRunner:
         self.layout = RunLayout(self.run_dir)
         self.pipe = Pipeline(self.run_dir, printer=printer)
         self.model_for: dict[str, str] = {}  # arm -> stage that produced its model ("" = base model)
+        self._estimates: list[Any] | None = None  # collecting judge cost estimates (run --dry-run)
 
     # ------------------------------------------------------------ helpers
 
@@ -79,8 +80,23 @@ class ExperimentRunner:
             local = LocalJudgeOptions(path, max_new_tokens=j.max_new_tokens, digit_scores=digits)
             return build_client(None, local), self.judge_name()
         options = ClientOptions(model=j.model, base_url=j.base_url, api_key=os.environ.get(j.api_key_env),
-                                concurrency=j.concurrency, max_retries=j.max_retries)
+                                concurrency=j.concurrency, max_retries=j.max_retries,
+                                dry_run=self._estimates is not None)
         return build_client(options), j.model
+
+    @contextlib.contextmanager
+    def _estimate_of(self, stage: str) -> Iterator[None]:
+        """In an estimate pass (`run --dry-run`), keep a stage's (or suite's) estimate and go on."""
+        from dataclasses import replace
+
+        from harness_ext.llm.spend import DryRunFinished
+
+        try:
+            yield
+        except DryRunFinished as exc:
+            if self._estimates is None:
+                raise
+            self._estimates.extend(replace(e, stage=stage) for e in exc.estimates)
 
     def _judge_name_or_none(self) -> str | None:
         return self.judge_name() if self.cfg.judge is not None else None
@@ -166,7 +182,7 @@ class ExperimentRunner:
 
         client, model = self._judge_client(pairwise=True)
         for suite in self.pairwise_suites():
-            with _experiment_opt_in():
+            with _experiment_opt_in(), self._estimate_of(f"{self.layout.judge(a, b)} ({suite})"):
                 judge_pairwise(self.layout.answers(a, suite), self.layout.answers(b, suite), out / suite,
                                client, model, rule=self.cfg.judge.rule, seed=self.cfg.seed,
                                allow_failures=self.cfg.judge.allow_failures)
@@ -346,6 +362,58 @@ class ExperimentRunner:
         self.pipe.run()
         atomic_write_json(self.layout.timings_file(), self.pipe.timings())
         return self.pipe
+
+
+class JudgeEstimate:
+    """What `run --dry-run` found for the judge stages: cost estimates, and the stages it could not price yet."""
+
+    def __init__(self) -> None:
+        self.estimates: list[Any] = []  # llm.spend.Estimate, one per stage (and suite) and model
+        self.waiting: list[tuple[str, str]] = []  # (stage, why it cannot be estimated now)
+        self.note: str | None = None  # why there is nothing to estimate
+
+    def report(self) -> str:
+        from harness_ext.llm.ledger import load_prices
+        from harness_ext.llm.spend import format_estimates
+
+        if self.note:
+            return f"judge cost estimate: {self.note}"
+        lines = ["judge cost estimate:"]
+        if self.estimates:
+            lines += ["  " + ln for ln in format_estimates(self.estimates, load_prices()).splitlines()]
+        lines += [f"  {stage}: not estimated yet: {why}" for stage, why in self.waiting]
+        return "\n".join(lines)
+
+
+def estimate_judge_cost(runner: ExperimentRunner, scratch: Path) -> JudgeEstimate:
+    """Price every API judge stage of the run without sending anything: each stage body runs with a
+    dry-run client, writing only under `scratch` (thrown away). A stage whose inputs (answers) do not
+    exist yet is listed as waiting for them: its cost depends on answers not generated yet."""
+    from harness_ext.core.errors import HarnessError
+
+    found = JudgeEstimate()
+    j = runner.cfg.judge
+    if j is None:
+        return found
+    if j.local or j.method == "logprobs":
+        found.note = "none: a local or logprob judge sends no paid requests"
+        return found
+    lay = runner.layout
+    judge_stages = {lay.judge(a, b) for a, b in runner.cfg.compare}
+    judge_stages |= {lay.mt_bench(arm.name) for arm in runner.cfg.arms} | {lay.refine(arm.name) for arm in runner.cfg.arms}
+    runner._estimates = found.estimates
+    try:
+        for name, stage in (runner.pipe.stages or runner.build().stages).items():
+            if name not in judge_stages:
+                continue
+            try:
+                with runner._estimate_of(name):
+                    stage.run(scratch / name.replace(":", "_"))
+            except HarnessError as exc:  # e.g. the answers to judge are not generated yet
+                found.waiting.append((name, str(exc).splitlines()[0]))
+    finally:
+        runner._estimates = None
+    return found
 
 
 def summary_line(pipe: Pipeline) -> str:
