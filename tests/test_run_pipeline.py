@@ -204,7 +204,8 @@ def test_shipped_experiments_validate_and_list_their_stages(tmp_path):
                     p.missing.touch()
         r = run_cli("run", "--dry-run", name, cwd=cwd)
         assert r.returncode == 0, (name, r.stderr)
-        assert r.stdout.strip().splitlines()[-1] == "report"
+        lines = r.stdout.strip().splitlines()  # the stages, ending with the report, then the judge cost estimate
+        assert lines[lines.index(next(ln for ln in lines if ln.startswith("judge cost estimate:"))) - 1] == "report"
     r = run_cli("run", "--dry-run", "paper-refined-neftune", cwd=tmp_path / "paper-refined-neftune")
     assert "refine:refined-alpaca-1k-longest-neft" in r.stdout.split()
     # Without the data, a dry run names every missing file and exits non-zero.

@@ -170,7 +170,10 @@ def test_missing_api_key_stops_a_real_run_and_is_a_note_in_a_dry_run(tmp_path):
     r = run_cli("run", str(exp), "--out", str(tmp_path / "run"), "--dry-run", env=env)
     assert r.returncode == 0, r.stderr
     assert "note: a real run on this machine would stop on: judge.api_key_env" in r.stderr
-    assert r.stdout.split()[-1] == "report" and not (tmp_path / "run").exists()
+    lines = r.stdout.splitlines()
+    assert lines[lines.index("judge cost estimate:") - 1] == "report" and not (tmp_path / "run").exists()
+    # without a key nothing can be priced: the stage says why, and the dry run still succeeds
+    assert "judge:a1-vs-a2: not estimated yet: no API key for the OpenAI API" in r.stdout
 
 
 def test_dry_run_stays_light(tmp_path):

@@ -411,6 +411,8 @@ def estimate_judge_cost(runner: ExperimentRunner, scratch: Path) -> JudgeEstimat
                     stage.run(scratch / name.replace(":", "_"))
             except HarnessError as exc:  # e.g. the answers to judge are not generated yet
                 found.waiting.append((name, str(exc).splitlines()[0]))
+            except (OSError, ValueError) as exc:  # a placeholder input the stage cannot read yet
+                found.waiting.append((name, f"{type(exc).__name__}: {exc}".splitlines()[0]))
     finally:
         runner._estimates = None
     return found
