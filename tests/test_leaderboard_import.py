@@ -130,3 +130,26 @@ def test_unknown_or_broken_results_name_what_was_expected(tmp_path):
     judg.write_text('{"question_id": 81, "model": "m", "turn": 1, "score": 5}\n{"model": "m"}\n')
     with pytest.raises(InputError, match=r"j.jsonl:2: .*question_id"):
         read_results(judg, "mt_bench")
+
+
+def test_alpaca_eval_annotations_import_equals_judge_alpaca_winrate(tmp_path):
+    """The leaderboard's alpaca_eval numbers are those of `judge alpaca-winrate` (alpaca_eval's): a
+    preference of 0 is a tie, null or out of range is failed, avg_length is int(mean) over every output."""
+    import json
+
+    from harness_ext.judge.alpaca_eval import alpaca_winrates
+
+    prefs = [2, 1, 0, None, 1.5, 2, 7, 2.0]
+    rows = [{"instruction": f"q{i}", "output_1": "r" * (10 + i), "generator_1": "gpt4_turbo",
+             "output_2": "m" * (3 + 2 * i), "generator_2": "my-7b", "annotator": "harness_pairwise", "preference": p}
+            for i, p in enumerate(prefs)]
+    path = tmp_path / "annotations.json"
+    path.write_text(json.dumps(rows))
+    ours = alpaca_winrates(path, n_boot=10, lc_n_boot=1)["models"]["my-7b"]
+    board = Leaderboard(name="t")
+    add_results(board, path, kind="alpaca_eval_annotations")
+    entry = board.get("my-7b")
+    assert entry.metric("alpaca_eval", "win_rate", baseline="gpt4_turbo").value == pytest.approx(ours["win_rate"])
+    assert entry.metric("alpaca_eval", "avg_length", baseline="gpt4_turbo").value == ours["avg_length"] == 10
+    assert entry.metric("alpaca_eval", "n_failed", baseline="gpt4_turbo").value == ours["unparsed"] == 2
+    assert ours["win_rate"] == pytest.approx(100 * (1 + 0 + 0.5 + 0.5 + 1 + 1) / 6)

@@ -29,7 +29,7 @@ from harness_ext.core.artifacts import atomic_write_json, read_json, sha256_file
 from harness_ext.core.errors import DependencyError, InputError, StageError, unknown
 from harness_ext.core.paths import cache_dir, judges_dir
 from harness_ext.core.secrets import register_environment, register_url, scrub
-from harness_ext.judge.lc_winrate import LCFiles, length_controlled_winrate
+from harness_ext.judge.lc_winrate import LCFiles, length_controlled_winrate, preference_value
 from harness_ext.judge.scoring import bootstrap_ci, check_n_boot
 
 log = logging.getLogger(__name__)
@@ -102,29 +102,10 @@ def anchor_cache(path: Path, annotator: str) -> None:
     atomic_write_json(path, rows)
 
 
-def _preference(value: Any) -> float | None:
-    """alpaca_eval's preference (1 = reference wins, 2 = model wins, 1.5 or its legacy 0 = tie) or
-    None when missing or not a preference (get_winrate drops those rows too).
-
-    >>> _preference(2), _preference(0), _preference(None), _preference(-1)
-    (2.0, 1.5, None, None)
-    """
-    if value is None:
-        return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    v = 1.5 if v == 0 else v
-    if math.isnan(v) or not 1 <= v <= 2:
-        return None
-    return v
-
-
 def _model_winrates(rs: list[dict[str, Any]], *, n_boot: int, seed: int, lc_files: LCFiles,
                     lc_n_boot: int) -> dict[str, Any]:
     """One model's numbers, each under alpaca_eval's name where alpaca_eval defines it."""
-    prefs = [_preference(r["preference"]) for r in rs]
+    prefs = [preference_value(r["preference"]) for r in rs]
     kept = [(p, r) for p, r in zip(prefs, rs, strict=True) if p is not None]
     # alpaca_eval (main.evaluate): int(mean character length of every model output), unparsed rows included
     avg_length = int(np.mean([len(str(r["output_2"])) for r in rs]))

@@ -224,15 +224,26 @@ def is_extreme_change(win_rate: float, lc: float, abs_diff: float = 10, rel_diff
     return bool(too_small or too_large)
 
 
-def _preference(value: Any) -> float:
-    """alpaca_eval's preference as P(model wins): 1 -> 0, 2 -> 1, 1.5 or 0 (its old tie) -> 0.5;
-    missing or outside [1, 2] -> NaN (left out of the fit, still predicted)."""
+def preference_value(value: Any) -> float | None:
+    """An annotation's preference as alpaca_eval reads it: 1 (reference wins) to 2 (model wins), 0 (its
+    old tie) as 1.5; missing, unparsable or outside [1, 2] is a failed annotation (None).
+
+    >>> preference_value(2), preference_value(0), preference_value(None), preference_value(-1)
+    (2.0, 1.5, None, None)
+    """
     try:
         v = float(value)
     except (TypeError, ValueError):
-        return math.nan
+        return None
     v = 1.5 if v == 0 else v
-    return v - 1 if 1 <= v <= 2 else math.nan
+    return v if 1 <= v <= 2 else None  # NaN fails both comparisons
+
+
+def _preference(value: Any) -> float:
+    """The preference as P(model wins) for the GLM: 1 -> 0, 2 -> 1, tie -> 0.5; a failed annotation
+    is NaN (left out of the fit, still predicted)."""
+    v = preference_value(value)
+    return math.nan if v is None else v - 1
 
 
 def _lc(pref: np.ndarray, len_ref: np.ndarray, len_model: np.ndarray, index: list[int], files: LCFiles,

@@ -159,9 +159,13 @@ def _int_or_none(cell: str | None) -> int | None:
 def import_alpaca_eval_annotations(src: Source) -> dict[str, list[Metric]]:
     """annotations.json: [{instruction, output_1, generator_1, output_2, generator_2, annotator, preference}].
 
-    preference 1 = output_1 (the baseline) wins, 2 = output_2 (the model) wins, 1.5 = tie; a null
-    preference is a failed annotation: counted in n_failed, never scored as a tie.
+    preference 1 = output_1 (the baseline) wins, 2 = output_2 (the model) wins, 1.5 (or 0, alpaca_eval's
+    old tie) = tie; a null or out-of-range preference is a failed annotation: counted in n_failed, never
+    scored as a tie. win_rate and avg_length are the numbers `judge alpaca-winrate` and alpaca_eval give:
+    avg_length is int(mean) over every model output, failed annotations included.
     """
+    from harness_ext.judge.lc_winrate import preference_value
+
     rows = read_json(src.path)
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise InputError("not an alpaca_eval annotations file: expected a JSON list of objects.", path=src.path)
@@ -174,7 +178,7 @@ def import_alpaca_eval_annotations(src: Source) -> dict[str, list[Metric]]:
         groups[(str(row["generator_2"]), str(row["generator_1"]), str(row.get("annotator") or ""))].append(row)
     out: dict[str, list[Metric]] = {}
     for (model, baseline, annotator), group in groups.items():
-        prefs = [float(r["preference"]) for r in group if finite_number(r["preference"]) is not None]
+        prefs = [v for v in (preference_value(r["preference"]) for r in group) if v is not None]
         if not prefs:
             raise InputError(f"no usable preference for model {model!r} (all null).", path=src.path)
         prov = src.prov("alpaca_eval_annotations", judge=annotator or None)
@@ -184,7 +188,7 @@ def import_alpaca_eval_annotations(src: Source) -> dict[str, list[Metric]]:
         metrics = [
             Metric(suite="alpaca_eval", name="win_rate", value=100 * statistics.fmean(scores), unit="%",
                    baseline=baseline, stderr=stderr, n=len(scores), provenance=prov),
-            Metric(suite="alpaca_eval", name="avg_length", value=statistics.fmean(lengths), unit="characters",
+            Metric(suite="alpaca_eval", name="avg_length", value=float(int(statistics.fmean(lengths))), unit="characters",
                    baseline=baseline, n=len(lengths), provenance=prov),
             Metric(suite="alpaca_eval", name="n_failed", value=len(group) - len(prefs), unit="count",
                    baseline=baseline, provenance=prov),
