@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -63,7 +64,7 @@ def _from_probs(p_first: float, p_second: float) -> VerdictProbs:
     return VerdictProbs(first=p_first / total, mass=total)
 
 
-class _Cached:
+class _Cached(ABC):
     """The cache shared by both scorers: VerdictProbs stored as a ChatResult's JSON text."""
 
     identity: str
@@ -101,8 +102,9 @@ class _Cached:
                 self.cache.flush()
         return [done[k] for k in keys]
 
+    @abstractmethod
     def _score(self, items: list[tuple[str, Sequence[Turn]]], progress: Progress | None):
-        raise NotImplementedError
+        """Yield (key, VerdictProbs) for each uncached item: a local forward pass or an endpoint request."""
 
 
 def _open_cache(cache_dir: str | Path | None, use_cache: bool, sub: str) -> ChatCache | None:

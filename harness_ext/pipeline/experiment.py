@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness_ext.core.config import line_of, parse_dataclass, yaml_line_map
+from harness_ext.core.config import line_of, parse_dataclass, read_yaml_mapping
 from harness_ext.core.errors import ConfigError, did_you_mean
 from harness_ext.core.paths import resources_dir
 
@@ -181,23 +181,7 @@ def read_experiment(path: str | Path) -> tuple[ExperimentConfig | None, list[Pro
     too broken to build one; otherwise it is usable for further checks even when problems were found
     (a wrongly typed value is replaced by its default). Unreadable or malformed YAML raises InputError.
     """
-    import yaml
-
-    from harness_ext.core.errors import InputError
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("experiment file not found.", path=path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-        lines = yaml_line_map(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"malformed YAML: {getattr(exc, 'problem', exc)}.", path=path,
-                         line=mark.line + 1 if mark else None) from None
-    if not isinstance(data, dict):
-        raise InputError("an experiment file must be a YAML mapping.", path=path)
+    data, lines = read_yaml_mapping(path, what="experiment file")
     parsed = parse_dataclass(ExperimentConfig, data)
     problems = [Problem(p.field, p.message, p.fix) for p in parsed.problems]
     if parsed.value is None:
