@@ -122,7 +122,7 @@ def main() -> int:
         summary = judge_pairwise(a, b, work / "out", client, model, n_boot=200)
         wall = time.perf_counter() - t0
         st = stats(url)
-        assert summary["judgments"]["parsed"] == n_req, summary["judgments"]
+        assert summary.judgments.parsed == n_req, summary.judgments
         rows.append(("harness_ext (paced)", wall, st["tokens_charged"], st["rate_limited"], st["requests"]))
     if not args.skip_alpaca_eval:
         with server_process(*flags) as url:
@@ -136,7 +136,7 @@ def main() -> int:
         summary = judge_pairwise(a, b, work / "out_batch", client, model, n_boot=200)
         batch_wall = time.perf_counter() - t0
         st = stats(url)
-    usage = summary["usage"]
+    usage = summary.usage
     price = load_prices().price(model)
     line = next(ln for ln in usage["lines"] if ln["source"] == "batch")
     live_cost = price.cost(line["prompt_tokens"], line["completion_tokens"])
