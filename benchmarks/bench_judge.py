@@ -35,10 +35,11 @@ from tests.judge_helpers import outputs, write_outputs  # noqa: E402
 
 
 @contextlib.contextmanager
-def server_process(latency: float) -> Iterator[str]:
-    """The loopback server in its own process (as a real endpoint is), yielding its base URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "tests.openai_server", "--reply", "pairwise",
-                             "--latency", str(latency)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+def server_process(*flags: str) -> Iterator[str]:
+    """The loopback server in its own process (as a real endpoint is), yielding its base URL.
+    `flags` are tests/openai_server.py's own (--latency, --tpm, ...)."""
+    proc = subprocess.Popen([sys.executable, "-m", "tests.openai_server", "--reply", "pairwise", *flags],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         yield proc.stdout.readline().strip()
     finally:
@@ -78,7 +79,7 @@ def main() -> int:
 
     import openai  # noqa: F401  (imported before timing, as alpaca_eval's is below)
 
-    with server_process(args.latency) as url:
+    with server_process("--latency", str(args.latency)) as url:
         client = make_client("bench-judge", base_url=url, api_key="bench", concurrency=args.concurrency,
                              cache_dir=work / "cache" / "judge")
         t0, c0 = time.perf_counter(), time.process_time()

@@ -22,16 +22,11 @@ requests, their tokens and the bucket's shape. Run from the repository root.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import logging
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,25 +37,8 @@ from harness_ext.llm.client import make_client  # noqa: E402
 from harness_ext.llm.ledger import load_prices  # noqa: E402
 from tests.judge_helpers import outputs, write_outputs  # noqa: E402
 
-
-@contextlib.contextmanager
-def server_process(*flags: str) -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.openai_server", "--reply", "pairwise", *flags],
-                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        yield proc.stdout.readline().strip()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def stats(base_url: str) -> dict:
-    with urllib.request.urlopen(base_url.removesuffix("/v1") + "/_stats") as r:
-        return json.load(r)
-
-
-def _chatml(turns) -> str:
-    return "".join(f"<|im_start|>{t.role}\n{t.content}\n<|im_end|>\n" for t in turns)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_judge import _chatml, server_process, stats  # noqa: E402  (the loopback server's helpers)
 
 
 def _inputs(n: int, work: Path) -> tuple[Path, Path, dict, dict]:
