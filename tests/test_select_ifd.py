@@ -95,6 +95,39 @@ def test_resume_pays_nothing_twice(tiny, tmp_path):
         assert again[key].ifd == s.ifd or (math.isnan(again[key].ifd) and math.isnan(s.ifd))
 
 
+def test_cpu_lanes_and_batch_sizes_do_not_change_scores(tiny, tmp_path):
+    """Batches scored concurrently (one torch thread each) or one at a time, small batches or one big
+    one: the same numbers, and the same as the direct computation."""
+    rows = ROWS + [(f"Item {i}.", "", "word " * (3 + 5 * i)) for i in range(12)]
+    results = []
+    for lanes, budget in ((1, 4096), (2, 64), (3, 200)):
+        scorer = Scorer(ScoreConfig(model=str(tiny), cache=tmp_path / f"{lanes}-{budget}", cpu_lanes=lanes,
+                                    batch_tokens=budget, progress=False, device="cpu"))
+        assert scorer.lanes() == lanes
+        scores, _ = scorer.score(rows)
+        results.append(scores)
+        if budget == 64:
+            assert scorer.forward_calls > 6  # many small batches, run on two lanes
+    for key, first in results[0].items():
+        for other in results[1:]:
+            if math.isnan(first.ifd):
+                assert math.isnan(other[key].ifd)
+            else:
+                assert other[key].ifd == pytest.approx(first.ifd, rel=1e-6)
+                assert other[key].embedding == pytest.approx(first.embedding, rel=1e-4, abs=1e-5)
+    want = direct_ifd(tiny, *rows[-1], 1024)
+    assert results[1][row_key(*rows[-1])].ifd == pytest.approx(want[0], rel=1e-4)
+
+
+def test_lanes_restore_torch_threads(tiny, tmp_path):
+    before = torch.get_num_threads()
+    scorer = Scorer(ScoreConfig(model=str(tiny), cache=tmp_path, cpu_lanes=2, batch_tokens=32, progress=False,
+                                device="cpu"))
+    scorer.score(ROWS)
+    assert torch.get_num_threads() == before
+    assert Scorer(ScoreConfig(device="cpu")).batch_tokens() == 1024  # the CPU default
+
+
 def test_bad_lengths_are_config_errors():
     with pytest.raises(ConfigError, match="score_max_length"):
         Scorer(ScoreConfig(max_length=1))

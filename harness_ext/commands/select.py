@@ -84,7 +84,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--score-model", help="causal LM for IFD and embeddings: folder, hub id, or "
                    "smollm2-135m-instruct (default, embedded, offline)")
     g.add_argument("--score-max-length", type=int, help="IFD truncation in tokens (default 1024, as Superfiltering)")
-    g.add_argument("--score-batch-tokens", type=int, help="padded tokens per forward pass (default 8192)")
+    g.add_argument("--score-batch-tokens", type=int, help="padded tokens per forward pass (default: 1024 on a CPU, 16384 on a GPU)")
     g.add_argument("--ifd-below", type=float, help="ifd: eligible rows have IFD below this (default 1)")
     g.add_argument("--embed-model", help="diverse: a sentence-transformers model (default: mean-pooled "
                    "hidden states of --score-model)")

@@ -16,8 +16,9 @@ after truncation, get NaN (the reference writes `{}` there, and its IFD < 1 filt
 
 What differs from the reference, and why: the reference runs one model call per sequence with the
 full-vocabulary logits of every position; here sequences are length-sorted and right-padded into
-batches bounded by a token budget, and the output layer is applied only at the positions that are
-scored, in chunks (same numbers, bounded memory, much less work). The embedding of a row (for the
+batches bounded by a token budget (no attention mask: causal attention never looks right), the
+output layer is applied only at the positions that are scored, in chunks, and on a CPU several
+batches run at once, one torch thread each. Same numbers to about 3e-5, bounded memory. The embedding of a row (for the
 diversity strategy) is the mean of the scoring model's last hidden states over prompt + response,
 taken from the same forward pass (Cherry_LLM mean-pools the last hidden state the same way).
 
@@ -31,8 +32,9 @@ import hashlib
 import logging
 import math
 import os
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,10 +81,14 @@ class ScoreConfig:
     model: str = DEFAULT_MODEL
     max_length: int = DEFAULT_MAX_LENGTH
     #: Tokens (padded) per forward pass; lower it when memory is short (a longer row goes alone).
-    batch_tokens: int = 8192
+    #: None: 1024 on a CPU (activations that stay in a core's cache beat bigger batches there),
+    #: 16384 on a GPU.
+    batch_tokens: int | None = None
     #: Rows per cache shard: the unit of resumption.
     chunk_rows: int = 256
     device: str | None = None  # None: cuda when available, else cpu
+    #: Batches scored concurrently on a CPU (None: one per torch thread; 1: one at a time).
+    cpu_lanes: int | None = None
     cache: Path | None = None  # None: <cache_dir>/scores
     progress: bool = True
 
@@ -148,12 +154,13 @@ class Scorer:
         if self.cfg.max_length < 2:
             raise ConfigError(f"score_max_length must be at least 2 (got {self.cfg.max_length}).",
                               hint="e.g. 1024 (Superfiltering's default)")
-        if self.cfg.batch_tokens < 1 or self.cfg.chunk_rows < 1:
+        if (self.cfg.batch_tokens is not None and self.cfg.batch_tokens < 1) or self.cfg.chunk_rows < 1:
             raise ConfigError(f"score_batch_tokens and score_chunk_rows must be at least 1 (got "
-                              f"{self.cfg.batch_tokens}, {self.cfg.chunk_rows}).", hint="e.g. 8192 and 256")
+                              f"{self.cfg.batch_tokens}, {self.cfg.chunk_rows}).", hint="e.g. 1024 and 256")
         self.model: Any = None
         self.tok: Any = None
         self.forward_calls = 0
+        self._lock = threading.Lock()
         self._path: Path | None = None
 
     # -- model -----------------------------------------------------------------------------------
@@ -174,6 +181,7 @@ class Scorer:
     def _load(self) -> None:
         if self.model is not None:
             return
+        self.tokenizer()
         from transformers import AutoModelForCausalLM
 
         device = self.device()
@@ -197,6 +205,12 @@ class Scorer:
         dev = self.device()
         return torch.bfloat16 if dev.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
 
+    def batch_tokens(self) -> int:
+        """Padded tokens per forward pass (ScoreConfig.batch_tokens, or the device's default)."""
+        if self.cfg.batch_tokens is not None:
+            return self.cfg.batch_tokens
+        return 1024 if self.device() == "cpu" else 16384
+
     def cache_dir(self) -> Path:
         """One folder per (model, max_length, dtype, score version): its shards hold row scores."""
         path = self.model_path()
@@ -208,30 +222,33 @@ class Scorer:
 
     # -- forward ---------------------------------------------------------------------------------
     def forward(self, seqs: Sequence[tuple[list[int], int]], want_embedding: Sequence[bool]) -> list[Any]:
-        """One padded batch: per sequence (sum of NLL, tokens scored, mean last hidden state or None).
+        """One right-padded batch: per sequence (sum of NLL, tokens scored, mean last hidden state or None).
 
-        Token t is scored for start <= t < len(ids), t >= 1, predicted from position t - 1.
+        Token t is scored for start <= t < len(ids), t >= 1, predicted from position t - 1. No
+        attention mask is passed: the padding is on the right and attention is causal, so no real
+        position ever sees a pad, and the unmasked kernel is the fast one.
         """
         import torch
 
         self._load()
-        self.forward_calls += 1
+        with self._lock:
+            self.forward_calls += 1
         dev = self.device()
         width = max(len(ids) for ids, _ in seqs)
-        pad = self.tokenizer().pad_token_id or 0
-        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        # Any id fills the padding (nothing real attends to it); not the pad id, which makes some
+        # models warn about a missing attention mask.
+        fill = 1 if self.tokenizer().pad_token_id == 0 else 0
+        ids = torch.full((len(seqs), width), fill, dtype=torch.long)
         for b, (s, _) in enumerate(seqs):
             ids[b, : len(s)] = torch.tensor(s)
-            mask[b, : len(s)] = 1
         with torch.inference_mode():
-            hidden = self.model.base_model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).last_hidden_state
+            hidden = self.model.base_model(input_ids=ids.to(dev)).last_hidden_state
             rows, cols, targets = [], [], []
             for b, (s, start) in enumerate(seqs):
-                for t in range(max(start, 1), len(s)):
-                    rows.append(b)
-                    cols.append(t - 1)
-                    targets.append(s[t])
+                first = max(start, 1)
+                rows.extend([b] * (len(s) - first))
+                cols.extend(range(first - 1, len(s) - 1))
+                targets.extend(s[first:])
             nll = self._token_nll(hidden, rows, cols, targets)
             out: list[Any] = []
             sums = torch.zeros(len(seqs), dtype=torch.float64)
@@ -245,7 +262,8 @@ class Scorer:
         return out
 
     def _token_nll(self, hidden: Any, rows: list[int], cols: list[int], targets: list[int]) -> Any:
-        """NLL of each target token, applying the output layer in chunks of positions (float32 softmax)."""
+        """NLL of each target token: the output layer and a float32 log-sum-exp over the vocabulary,
+        in chunks of positions sized to stay in cache on a CPU (in place: no second logits tensor)."""
         import torch
 
         if not rows:
@@ -254,16 +272,49 @@ class Scorer:
         cfg = self.model.config
         picked = hidden[torch.tensor(rows, device=hidden.device), torch.tensor(cols, device=hidden.device)]
         tgt = torch.tensor(targets, device=hidden.device)
+        step = _logit_chunk(head.weight.shape[0], hidden.device.type)
         parts = []
-        for i in range(0, len(rows), 1024):
-            logits = head(picked[i: i + 1024]).float()
+        for i in range(0, len(rows), step):
+            logits = head(picked[i: i + step]).float()
             if getattr(cfg, "logit_scale", None):
                 logits = logits * cfg.logit_scale
             if getattr(cfg, "final_logit_softcapping", None):
                 cap = cfg.final_logit_softcapping
                 logits = torch.tanh(logits / cap) * cap
-            parts.append(torch.nn.functional.cross_entropy(logits, tgt[i: i + 1024], reduction="none"))
+            target = logits.gather(1, tgt[i: i + step, None])[:, 0]
+            top = logits.amax(dim=1)
+            lse = logits.sub_(top[:, None]).exp_().sum(dim=1).log_().add_(top)
+            parts.append(lse - target)
         return torch.cat(parts).double().cpu()
+
+    def lanes(self) -> int:
+        """Batches scored at once: on a CPU, one per torch thread, each running single-threaded."""
+        if self.cfg.cpu_lanes is not None:
+            return self.cfg.cpu_lanes
+        import torch
+
+        return torch.get_num_threads() if self.device() == "cpu" else 1
+
+    def _map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Any]:
+        """fn over items, in order. On a CPU with n lanes: n Python threads, torch set to one thread
+        each for the duration. The kernels release the GIL, so the lanes run in parallel, and on 2
+        cores this beat 2 intra-op threads by 15-20% (benchmarks/bench_ifd.py): the small
+        matrix products and the element-wise steps between them do not split well across threads."""
+        lanes = min(self.lanes(), len(items))
+        if lanes <= 1:
+            yield from map(fn, items)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(lanes, thread_name_prefix="ifd-lane") as pool:
+                yield from pool.map(fn, items)
+        finally:
+            torch.set_num_threads(threads)
 
     # -- rows ------------------------------------------------------------------------------------
     def score_tokenized(self, rows: Sequence[Tokenized],
@@ -279,24 +330,26 @@ class Scorer:
                 sums[(i, "r")] = (0.0, 0)
         seqs.sort(key=lambda s: len(s[2]))
         embs: dict[int, Any] = {}
-        batch: list[tuple[int, str, list[int], int]] = []
+        batches: list[list[tuple[int, str, list[int], int]]] = []
+        budget = self.batch_tokens()
+        for s in seqs:
+            if batches and batches[-1] and (len(batches[-1]) + 1) * len(s[2]) <= budget:
+                batches[-1].append(s)
+            else:
+                batches.append([s])
 
-        def flush() -> None:
-            res = self.forward([(b[2], b[3]) for b in batch], [b[1] == "c" for b in batch])
+        def run(batch: list[tuple[int, str, list[int], int]]) -> tuple[list[Any], list[Any]]:
+            return batch, self.forward([(b[2], b[3]) for b in batch], [b[1] == "c" for b in batch])
+
+        self._load()
+        # Longest batches first: the last ones, which may run while a lane idles, are the shortest.
+        for batch, res in self._map(run, batches[::-1]):
             for b, (tot, cnt, emb) in zip(batch, res, strict=True):
                 sums[(b[0], b[1])] = (tot, cnt)
                 if emb is not None:
                     embs[b[0]] = emb
             if tick is not None:
                 tick(len(batch))
-            batch.clear()
-
-        for s in seqs:
-            if batch and (len(batch) + 1) * len(s[2]) > self.cfg.batch_tokens:
-                flush()
-            batch.append(s)
-        if batch:
-            flush()
         out = {}
         for i, r in enumerate(rows):
             ifd, pr, pc = _score_from_sums(sums[(i, "c")], sums[(i, "r")])
@@ -358,6 +411,12 @@ class Scorer:
             if on_chunk is not None:
                 on_chunk(start + len(chunk))
         bar.close()
+
+
+def _logit_chunk(vocab: int, device_type: str) -> int:
+    """Positions per output-layer chunk: about 16 MB of float32 logits on a CPU (cache-sized), 256 MB on a GPU."""
+    budget = (1 << 22) if device_type == "cpu" else (1 << 26)
+    return max(16, budget // max(vocab, 1))
 
 
 def is_main_process() -> bool:

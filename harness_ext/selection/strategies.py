@@ -50,7 +50,7 @@ class Options:
     #: IFD scoring (strategy ifd, score fields ifd/ppl_*, diverse without embed_model).
     score_model: str = "smollm2-135m-instruct"
     score_max_length: int = 1024
-    score_batch_tokens: int = 8192
+    score_batch_tokens: int | None = None  # None: the scorer's per-device default
     #: Superfiltering's filter: only rows with IFD below this are eligible (select_data.py, 1).
     ifd_below: float = 1.0
     #: sentence-transformers model for the diverse strategy (default: the scoring model's hidden states).
