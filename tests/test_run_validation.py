@@ -144,6 +144,8 @@ def test_a_good_experiment_has_no_problems(tmp_path):
     (("local: base", "local: models/judge"), "judge.local", "is not a Hugging Face model folder"),
     (("compare: [[a1, a2]]", "compare: [[a1, a2]]\nlm_eval: {tasks: [hx_open_llm]}"), "lm_eval.tasks[0]",
      "Did you mean 'hx_openllm'?"),
+    (("compare: [[a1, a2]]", "compare: [[a1, a2]]\nlm_eval: {tasks: [hx_openllm], extra_args: [--num_fewshots, '5']}"),
+     "lm_eval.extra_args", "--num_fewshots 5 is not an option the pipeline passes"),
     (("base_model: smollm2-135m-instruct", "base_model: ./models/base"), "base_model", "base model folder not found"),
     (("k: 8, unit", "k: ten, unit"), "arms[0].select.k", "expected int, got 'ten'"),
 ])

@@ -22,9 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-# is_jsonl, iter_jsonl_lines, parse_jsonl_line: the streaming JSONL pieces of the one row reader in
-# core.artifacts, imported from here by selection/scan.py (it parses raw lines in worker processes).
-from harness_ext.core.artifacts import is_jsonl, iter_jsonl_lines, iter_rows, parse_jsonl_line  # noqa: F401
+from harness_ext.core.artifacts import iter_rows
 from harness_ext.core.errors import InputError, require, unknown
 from harness_ext.core.records import Example, Turn
 from harness_ext.data.exports import split_alpaca_prompt

@@ -267,7 +267,7 @@ class _Checker:
                                     "at a self-hosted server that needs no key.", machine=True))
 
     def lm_eval(self) -> None:
-        from harness_ext.evals.runner import model_types, our_task_names
+        from harness_ext.evals.runner import EvalOptions, model_types, our_task_names
 
         le = self.cfg.lm_eval
         assert le is not None
@@ -283,6 +283,8 @@ class _Checker:
                 self.out.append(Problem(field, f"harness-ext has no lm_eval task or group '{task}'."
                                         f"{did_you_mean(task, ours)}", fix=f"use one of: {', '.join(ours)}"))
         self.at_least("lm_eval.limit", le.limit, 1)
+        # the flags the stage hands to simple_evaluate: a typo stops the check, not the run after training
+        self.attempt("lm_eval.extra_args", lambda: EvalOptions.from_flags(le.extra_args))
         self.need("lm_eval.tasks", "lm_eval", package="lm-eval", extra="eval", purpose="lm_eval benchmarks")
         models = model_types()
         if models is not None and le.backend not in models:

@@ -22,17 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness_ext.core.artifacts import is_jsonl, iter_jsonl_lines, parse_jsonl_line
 from harness_ext.core.errors import ConfigError, HarnessError, InputError
 from harness_ext.core.records import Example
-from harness_ext.data.loaders import (
-    RowConverter,
-    check_file,
-    detect_format,
-    is_jsonl,
-    iter_jsonl_lines,
-    iter_raw_rows,
-    parse_jsonl_line,
-)
+from harness_ext.data.loaders import RowConverter, check_file, detect_format, iter_raw_rows
 from harness_ext.selection.units import Unit, make_unit, measured_text
 
 BLOCK_ROWS = 512
