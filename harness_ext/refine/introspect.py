@@ -21,22 +21,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness_ext.core.artifacts import (
-    atomic_write_json,
-    atomic_write_jsonl,
-    provenance,
-    sha256_file,
-    sha256_text,
-    staged_dir,
-)
+from harness_ext.core.artifacts import sha256_text
 from harness_ext.core.records import ChatClient, ChatResult, Example, Turn
-from harness_ext.data.examples_io import read_examples
 from harness_ext.judge.verdicts import block_problem, extract_block
-from harness_ext.llm.jobs import Job, client_stats, published_records, run_jobs
-from harness_ext.llm.ledger import usage_block
+from harness_ext.llm.jobs import Job
 from harness_ext.llm.templates import PromptTemplate, load_template
+from harness_ext.refine.passes import PassSpec, publish, run_pass
 
 FIELDS = {"instruction", "response", "open", "close"}
+REFINE_PASS = PassSpec("refine", "refine_log.jsonl", "refining")
 
 
 def delimiters(ex: Example) -> tuple[str, str]:
@@ -96,8 +89,6 @@ def _lengths(texts: list[str]) -> dict[str, float]:
             "mean_words": round(statistics.fmean(_words(t) for t in texts), 1)}
 
 
-# Over 60 lines with its signature and docstring (under 50 of code): the same resumable pass as
-# refine/quality.score_dataset, kept in one piece so the two read side by side.
 def refine_dataset(
     data: str | Path,
     out: str | Path,
@@ -113,50 +104,30 @@ def refine_dataset(
     Resumable: finished examples are kept in OUT/.progress/refine.jsonl (and a published
     refine_log.jsonl) and are not requested again.
     """
-    data, out = Path(data), Path(out)
+    out = Path(out)
     tpl = load_template(template, fields=FIELDS)
-    examples = read_examples(data)
-    jobs = [_job(ex, tpl, model) for ex in examples]
-    previous = published_records(out / "refine_log.jsonl")
-    progress = out / ".progress" / "refine.jsonl"
-    outcome = run_jobs(jobs, client, progress, previous=previous, batch_size=batch_size, desc="refining")
-    outcome.raise_if_failed("refine", progress, allow_failures)
-
-    failed = dict(outcome.failed)
-    rows, logs = [], []
-    for ex, job in zip(examples, jobs, strict=True):
-        rec = outcome.records.get(ex.id)
-        if rec is None:
-            rec = {"id": ex.id, "status": "kept", "reason": f"request failed: {failed[ex.id]}",
-                   "original": ex.response, "refined": None, "analysis": None, "raw": None,
-                   "finish_reason": None, "judge": [model, tpl.name], "request_failed": True}
-        logs.append({**rec, "request_sha256": job.hashes()})
-        rows.append(_apply(ex, rec))
+    done = run_pass(data, out, client, lambda ex: _job(ex, tpl, model),
+                    lambda ex, error: {"id": ex.id, "status": "kept", "reason": error, "original": ex.response,
+                                       "refined": None, "analysis": None, "raw": None, "finish_reason": None,
+                                       "judge": [model, tpl.name]},
+                    REFINE_PASS, batch_size=batch_size, allow_failures=allow_failures)
+    logs = done.records
+    rows = [_apply(ex, rec) for ex, rec in zip(done.examples, logs, strict=True)]
 
     kept = Counter(r["reason"] for r in logs if r["status"] == "kept")
     refined = [r for r in logs if r["status"] == "refined"]
     report = {
         "stage": "refine",
-        "examples": len(examples),
+        "examples": len(done.examples),
         "refined": len(refined),
         "kept": sum(kept.values()),
         "kept_by_reason": dict(kept),
-        "request_failures": len(outcome.failed),
-        "reused": outcome.reused,
-        "requested": outcome.new,
-        "client_stats": client_stats(client),
-        "usage": usage_block(client),
-        "length_before": _lengths([ex.response for ex in examples]),
+        **done.counts(client),
+        "length_before": _lengths([ex.response for ex in done.examples]),
         "length_after": _lengths([r["response"] for r in rows]),
         "refined_only": {"before": _lengths([r["original"] for r in refined]),
                          "after": _lengths([r["refined"] for r in refined])},
-        "provenance": provenance(
-            input=str(data), input_sha256=sha256_file(data), judge_model=model, judge_prompt=tpl.name,
-            judge_prompt_sha256=tpl.sha256, judge_prompt_folder=str(tpl.folder),
-        ),
+        "provenance": done.provenance(model, tpl),
     }
-    with staged_dir(out) as tmp:
-        atomic_write_jsonl(tmp / "refined.jsonl", rows)
-        atomic_write_jsonl(tmp / "refine_log.jsonl", logs)
-        atomic_write_json(tmp / "refine_report.json", report)
+    publish(out, {"refined.jsonl": rows, "refine_log.jsonl": logs, "refine_report.json": report})
     return report

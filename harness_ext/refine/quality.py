@@ -21,24 +21,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness_ext.core.artifacts import (
-    atomic_write_json,
-    atomic_write_jsonl,
-    provenance,
-    sha256_file,
-    staged_dir,
-)
 from harness_ext.core.records import ChatClient, ChatResult, Example
-from harness_ext.data.examples_io import read_examples
 from harness_ext.judge.verdicts import parse_rating
-from harness_ext.llm.jobs import Job, client_stats, published_records, run_jobs
-from harness_ext.llm.ledger import usage_block
+from harness_ext.llm.jobs import Job
 from harness_ext.llm.templates import PromptTemplate, load_template
+from harness_ext.refine.passes import PassSpec, publish, run_pass
 
 FIELDS = {"instruction", "input", "response"}
 SETTINGS = {"score_min": float, "score_max": float, "score_step": float}
 # AlpaGasus keeps examples rated at or above this (their Sec. 3).
 ALPAGASUS_THRESHOLD = 4.5
+SCORE_PASS = PassSpec("score", "score_judgments.jsonl", "scoring")
 
 
 def load_scoring_template(template: str | Path = "alpagasus") -> PromptTemplate:
@@ -62,8 +55,6 @@ def _job(ex: Example, tpl: PromptTemplate, model: str) -> Job:
     return Job(ex.id, [request], build)
 
 
-# Over 60 lines with its signature and docstring (about 50 of code): one resumable pass (read, skip what
-# is done, judge, publish atomically) reads best top to bottom; refine_dataset has the same shape.
 def score_dataset(
     data: str | Path,
     out: str | Path,
@@ -79,54 +70,34 @@ def score_dataset(
     Resumable: completed judgments are kept in OUT/.progress/score.jsonl and in a published
     score_judgments.jsonl, and are not requested again.
     """
-    data, out = Path(data), Path(out)
+    out = Path(out)
     tpl = load_scoring_template(template)
-    examples = read_examples(data)
-    jobs = [_job(ex, tpl, model) for ex in examples]
-    previous = published_records(out / "score_judgments.jsonl")
-    progress = out / ".progress" / "score.jsonl"
-    outcome = run_jobs(jobs, client, progress, previous=previous, batch_size=batch_size, desc="scoring")
-    outcome.raise_if_failed("score", progress, allow_failures)
-
-    failed = dict(outcome.failed)
-    rows, judgments = [], []
-    for ex, job in zip(examples, jobs, strict=True):
-        rec = outcome.records.get(ex.id)
-        if rec is None:
-            rec = {"id": ex.id, "score": None, "error": f"request failed: {failed[ex.id]}", "judgment": None,
-                   "judge": [model, tpl.name], "request_failed": True}
-        rec = {**rec, "request_sha256": job.hashes()}
-        judgments.append(rec)
+    done = run_pass(data, out, client, lambda ex: _job(ex, tpl, model),
+                    lambda ex, error: {"id": ex.id, "score": None, "error": error, "judgment": None,
+                                       "judge": [model, tpl.name]},
+                    SCORE_PASS, batch_size=batch_size, allow_failures=allow_failures)
+    rows = []
+    for ex, rec in zip(done.examples, done.records, strict=True):
         row = ex.to_dict()
         row["metadata"] = {**row["metadata"], "score": rec["score"], "score_error": rec["error"],
                            "score_judge": [model, tpl.name]}
         row["score"] = rec["score"]
         rows.append(row)
 
-    scores = [r["score"] for r in judgments if r["score"] is not None]
-    parse_errors = Counter(r["error"] for r in judgments if r["error"] and not r.get("request_failed"))
+    scores = [r["score"] for r in done.records if r["score"] is not None]
+    parse_errors = Counter(r["error"] for r in done.records if r["error"] and not r.get("request_failed"))
     report = {
         "stage": "score",
-        "examples": len(examples),
+        "examples": len(done.examples),
         "scored": len(scores),
         "parse_failures": sum(parse_errors.values()),
         "parse_failures_by_reason": dict(parse_errors),
-        "request_failures": len(outcome.failed),
-        "reused": outcome.reused,
-        "requested": outcome.new,
-        "client_stats": client_stats(client),
-        "usage": usage_block(client),
+        **done.counts(client),
         "mean_score": round(statistics.fmean(scores), 4) if scores else None,
         "histogram": {str(k): v for k, v in sorted(Counter(scores).items())},
         f"at_least_{ALPAGASUS_THRESHOLD}": sum(s >= ALPAGASUS_THRESHOLD for s in scores),
         "score_range": [tpl.settings["score_min"], tpl.settings["score_max"], tpl.settings["score_step"]],
-        "provenance": provenance(
-            input=str(data), input_sha256=sha256_file(data), judge_model=model, judge_prompt=tpl.name,
-            judge_prompt_sha256=tpl.sha256, judge_prompt_folder=str(tpl.folder),
-        ),
+        "provenance": done.provenance(model, tpl),
     }
-    with staged_dir(out) as tmp:
-        atomic_write_jsonl(tmp / "scored.jsonl", rows)
-        atomic_write_jsonl(tmp / "score_judgments.jsonl", judgments)
-        atomic_write_json(tmp / "score_report.json", report)
+    publish(out, {"scored.jsonl": rows, "score_judgments.jsonl": done.records, "score_report.json": report})
     return report
