@@ -87,7 +87,7 @@ class ScoreConfig:
     #: Rows per cache shard: the unit of resumption.
     chunk_rows: int = 256
     device: str | None = None  # None: cuda when available, else cpu
-    #: Batches scored concurrently on a CPU (None: one per torch thread; 1: one at a time).
+    #: Batches scored concurrently on a CPU (None: one per torch thread, at most 4; 1: one at a time).
     cpu_lanes: int | None = None
     cache: Path | None = None  # None: <cache_dir>/scores
     progress: bool = True
@@ -288,18 +288,20 @@ class Scorer:
         return torch.cat(parts).double().cpu()
 
     def lanes(self) -> int:
-        """Batches scored at once: on a CPU, one per torch thread, each running single-threaded."""
+        """Batches scored at once: on a CPU, one per torch thread up to 4 (measured on 2 cores; on a
+        bigger CPU the torch threads are shared out among 4 lanes, a hedge nobody has measured)."""
         if self.cfg.cpu_lanes is not None:
             return self.cfg.cpu_lanes
         import torch
 
-        return torch.get_num_threads() if self.device() == "cpu" else 1
+        return min(torch.get_num_threads(), 4) if self.device() == "cpu" else 1
 
     def _map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Any]:
-        """fn over items, in order. On a CPU with n lanes: n Python threads, torch set to one thread
-        each for the duration. The kernels release the GIL, so the lanes run in parallel, and on 2
-        cores this beat 2 intra-op threads by 15-20% (benchmarks/bench_ifd.py): the small
-        matrix products and the element-wise steps between them do not split well across threads."""
+        """fn over items, in order. On a CPU with n lanes: n Python threads, the torch threads shared
+        out among them for the duration. The kernels release the GIL, so the lanes run in parallel;
+        on 2 cores, two single-thread lanes beat one batch on 2 threads by 15-20%
+        (benchmarks/bench_ifd.py): the small matrix products and the element-wise steps between them
+        do not split well across threads."""
         lanes = min(self.lanes(), len(items))
         if lanes <= 1:
             yield from map(fn, items)
@@ -309,7 +311,7 @@ class Scorer:
         import torch
 
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)
+        torch.set_num_threads(max(1, threads // lanes))
         try:
             with ThreadPoolExecutor(lanes, thread_name_prefix="ifd-lane") as pool:
                 yield from pool.map(fn, items)
