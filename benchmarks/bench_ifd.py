@@ -80,7 +80,7 @@ def reference_loop(tok, model, rows: list[tuple[str, str, str]], max_length: int
     return out
 
 
-def work_gflop(model, tokenized, max_length: int) -> tuple[float, float]:
+def work_gflop(model, tokenized) -> tuple[float, float]:
     """Floating-point work (GFLOP) of the reference and of ours on these rows.
 
     Both run the body over every token of both sequences. The reference applies the output layer
@@ -203,7 +203,7 @@ def main() -> int:
             continue
         diffs.append(abs(got - want) / abs(want))
     toks = [tokenize_row(tok, *r, args.max_length) for r in rows[4:]]
-    ref_gf, ours_gf = work_gflop(model, toks, args.max_length)
+    ref_gf, ours_gf = work_gflop(model, toks)
     peak, how = gemm_gflops(model, args.threads)
     print(f"reference loop : {ours_n / ref_s:7.2f} rows/s ({ref_s:.1f} s)")
     print(f"ours (batched) : {ours_n / ours_s:7.2f} rows/s ({ours_s:.1f} s)")

@@ -390,6 +390,7 @@ def estimate_judge_cost(runner: ExperimentRunner, scratch: Path) -> JudgeEstimat
     dry-run client, writing only under `scratch` (thrown away). A stage whose inputs (answers) do not
     exist yet is listed as waiting for them: its cost depends on answers not generated yet."""
     from harness_ext.core.errors import HarnessError
+    from harness_ext.pipeline.usage import judge_stages
 
     found = JudgeEstimate()
     j = runner.cfg.judge
@@ -398,13 +399,11 @@ def estimate_judge_cost(runner: ExperimentRunner, scratch: Path) -> JudgeEstimat
     if j.local or j.method == "logprobs":
         found.note = "none: a local or logprob judge sends no paid requests"
         return found
-    lay = runner.layout
-    judge_stages = {lay.judge(a, b) for a, b in runner.cfg.compare}
-    judge_stages |= {lay.mt_bench(arm.name) for arm in runner.cfg.arms} | {lay.refine(arm.name) for arm in runner.cfg.arms}
+    paid = set(judge_stages(runner.cfg, runner.layout))
     runner._estimates = found.estimates
     try:
         for name, stage in (runner.pipe.stages or runner.build().stages).items():
-            if name not in judge_stages:
+            if name not in paid:
                 continue
             try:
                 with runner._estimate_of(name):

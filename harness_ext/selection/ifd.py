@@ -18,9 +18,10 @@ What differs from the reference, and why: the reference runs one model call per 
 full-vocabulary logits of every position; here sequences are length-sorted and right-padded into
 batches bounded by a token budget (no attention mask: causal attention never looks right), the
 output layer is applied only at the positions that are scored, in chunks, and on a CPU several
-batches run at once, one torch thread each. Same numbers to about 3e-5, bounded memory. The embedding of a row (for the
-diversity strategy) is the mean of the scoring model's last hidden states over prompt + response,
-taken from the same forward pass (Cherry_LLM mean-pools the last hidden state the same way).
+batches run at once, sharing the torch threads. Same numbers to about 3e-5, bounded memory. The
+embedding of a row (for the diversity strategy) is the mean of the scoring model's last hidden
+states over prompt + response, taken from the same forward pass (Cherry_LLM mean-pools the last
+hidden state the same way).
 
 Scores are cached per (model, max_length, dtype, row content) in shards written after each chunk
 of rows, so an interrupted run resumes and a second strategy or a rerun pays nothing twice.
@@ -335,7 +336,7 @@ class Scorer:
         batches: list[list[tuple[int, str, list[int], int]]] = []
         budget = self.batch_tokens()
         for s in seqs:
-            if batches and batches[-1] and (len(batches[-1]) + 1) * len(s[2]) <= budget:
+            if batches and (len(batches[-1]) + 1) * len(s[2]) <= budget:
                 batches[-1].append(s)
             else:
                 batches.append([s])
